@@ -1,0 +1,50 @@
+// leaselock/backends/backend.hpp — what a Backend is: the storage half of a LockManager.
+//
+// The lock semantics live once, in detail/semantics.hpp, as pure transitions over one
+// key's detail::Record. A Backend only (1) stores records and runs a transition on one
+// record atomically, and (2) puts a waiter to sleep until that record changes or a time
+// comes. It never decides who gets a lock. A type B is a Backend when it offers:
+//
+//   template <class Fn> auto update(std::string_view key, Fn&& fn);
+//       Runs fn(detail::Record&) with exclusive access to key's record (a blank record
+//       whose last_fence is at least every fence this storage ever gave the key, if none
+//       is stored) and stores the result atomically; returns what fn returns. A record
+//       left idle() is dropped. If fn moved record.version, the key's waiters are woken.
+//       If fn throws, whatever it already changed is kept consistent and stored.
+//
+//   template <class Clock, class Fn> auto wait_update(std::string_view key,
+//                                                     const Clock& clock, Fn&& fn);
+//       fn returns detail::Step<R>. Runs fn like update(); while fn returns a step with
+//       no result, sleeps until the key's record changes (version moves) or until the
+//       step's wake_at on `clock` (detail::park_until), then runs fn again. Returns the
+//       first result. A change between fn's decision and the sleep is never missed.
+//
+//   template <class Fn> void read(std::string_view key, Fn&& fn) const;
+//       fn(const detail::Record*) on a consistent snapshot; nullptr when nothing is stored.
+//
+//   template <class Fn> void read_all(Fn&& fn) const;
+//       fn(std::string_view key, const detail::Record&) for every stored record.
+//
+// InProcessBackend keeps records in a sharded hash table and parks waiters on per-thread
+// condition variables; FileBackend keeps them in a lock directory shared by processes.
+// A database backend stores rows and wakes waiters through notifications.
+#pragma once
+
+#include <optional>
+
+#include <leaselock/detail/time.hpp>
+
+namespace leaselock::detail {
+
+/// What one run of a waiting transition decided: a result, or "sleep until wake_at at
+/// most, then run me again".
+template <class Result>
+struct Step {
+  std::optional<Result> result;
+  Nanos wake_at = kForever;
+
+  static Step done(Result value) { return Step{std::optional<Result>(std::move(value)), 0}; }
+  static Step sleep_until(Nanos when) { return Step{std::nullopt, when}; }
+};
+
+}  // namespace leaselock::detail

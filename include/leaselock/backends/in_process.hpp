@@ -1,0 +1,301 @@
+// leaselock/backends/in_process.hpp — leases shared by the threads of one process.
+//
+// InProcessBackend keeps every key's record in a hash table split into shards, each with
+// its own mutex, so threads working on different keys rarely meet. Waiting threads sleep
+// on their own condition variable (detail::Parker) and are woken by the change they wait
+// for — a release, a grant made for them, a waiter ahead of them leaving — or at their
+// deadline or a blocker's expiry; nobody polls. A key that nobody holds or waits for is
+// removed from the table; each shard keeps at most kSpareRecords emptied records for
+// reuse, and the tables shrink as keys go, so memory follows the keys in use.
+//
+// Scope: one process. Leases do not survive it, and other processes do not see them
+// (use FileBackend for that). Read backends/backend.hpp for the interface it implements.
+//
+// @code
+//   leaselock::LockManager<std::chrono::steady_clock, leaselock::InProcessBackend> locks;
+//   auto lease = locks.acquire("/srv/shared/state.json", leaselock::Mode::exclusive,
+//                              std::chrono::seconds(30));
+// @endcode
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <leaselock/backends/backend.hpp>
+#include <leaselock/detail/hash.hpp>
+#include <leaselock/detail/parker.hpp>
+#include <leaselock/detail/semantics.hpp>
+#include <leaselock/detail/time.hpp>
+
+namespace leaselock {
+
+class InProcessBackend {
+ public:
+  /// Emptied records each shard keeps for reuse (so a hot key costs no allocation).
+  static constexpr std::size_t kSpareRecords = 4;
+  static constexpr std::size_t kDefaultShards = 64;
+
+  InProcessBackend() : InProcessBackend(kDefaultShards) {}
+  /// `shards` must be a power of two >= 1 (std::invalid_argument otherwise).
+  explicit InProcessBackend(std::size_t shards)
+      : state_(std::make_unique<State>(shards)) {}
+
+  InProcessBackend(InProcessBackend&&) noexcept = default;
+  InProcessBackend& operator=(InProcessBackend&&) noexcept = default;
+
+  template <class Fn>
+  auto update(std::string_view key, Fn&& fn) {
+    const std::uint64_t hash = detail::hash_bytes(key, state_->seed);
+    Shard& shard = state_->shard_for(hash);
+    std::lock_guard<std::mutex> lock(shard.mutex);
+    Node* node = shard.find_or_create(key, hash);
+    Finisher finish{shard, node, node->record.version};
+    return fn(node->record);
+  }
+
+  template <class Clock, class Fn>
+  auto wait_update(std::string_view key, const Clock& clock, Fn&& fn) {
+    const std::uint64_t hash = detail::hash_bytes(key, state_->seed);
+    Shard& shard = state_->shard_for(hash);
+    detail::Parker& parker = detail::this_thread_parker();
+    Parked parked{&parker};
+    std::unique_lock<std::mutex> lock(shard.mutex);
+    for (;;) {
+      Node* node = shard.find_or_create(key, hash);
+      auto step = [&] {
+        Finisher finish{shard, node, node->record.version};
+        return fn(node->record);
+      }();
+      if (step.result) return std::move(*step.result);
+      if (shard.find(key, hash) != node) continue;  // fn left nothing to wait in: retry
+      parker.reset();
+      node->link(parked);
+      lock.unlock();
+      struct Relink {
+        std::unique_lock<std::mutex>& lock;
+        Parked& parked;
+        ~Relink() {
+          if (!lock.owns_lock()) lock.lock();
+          if (parked.node) parked.node->unlink(parked);
+        }
+      } relink{lock, parked};
+      detail::park_until(clock, parker, step.wake_at);
+    }
+  }
+
+  template <class Fn>
+  void read(std::string_view key, Fn&& fn) const {
+    const std::uint64_t hash = detail::hash_bytes(key, state_->seed);
+    Shard& shard = state_->shard_for(hash);
+    std::lock_guard<std::mutex> lock(shard.mutex);
+    const Node* node = shard.find(key, hash);
+    fn(node ? &node->record : nullptr);
+  }
+
+  template <class Fn>
+  void read_all(Fn&& fn) const {
+    for (Shard& shard : state_->shards) {
+      std::lock_guard<std::mutex> lock(shard.mutex);
+      for (const Node* head : shard.buckets)
+        for (const Node* node = head; node; node = node->next) fn(node->key, node->record);
+    }
+  }
+
+  /// How many keys have a record now (held, expired but not yet cleaned, or waited for).
+  std::size_t record_count() const {
+    std::size_t count = 0;
+    for (Shard& shard : state_->shards) {
+      std::lock_guard<std::mutex> lock(shard.mutex);
+      count += shard.count;
+    }
+    return count;
+  }
+
+ private:
+  struct Node;
+
+  // A thread parked on a node, in the node's intrusive list.
+  struct Parked {
+    detail::Parker* parker;
+    Node* node = nullptr;
+    Parked* prev = nullptr;
+    Parked* next = nullptr;
+  };
+
+  struct Node {
+    Node* next = nullptr;
+    std::uint64_t hash = 0;
+    std::string key;
+    detail::Record record;
+    Parked* parked = nullptr;
+
+    void link(Parked& p) noexcept {
+      p.node = this;
+      p.prev = nullptr;
+      p.next = parked;
+      if (parked) parked->prev = &p;
+      parked = &p;
+    }
+    void unlink(Parked& p) noexcept {
+      if (p.prev) p.prev->next = p.next; else parked = p.next;
+      if (p.next) p.next->prev = p.prev;
+      p.node = nullptr;
+    }
+    // Wakes every parked thread; with `detach`, also forgets them (the node is going).
+    void wake_parked(bool detach) noexcept {
+      for (Parked* p = parked; p;) {
+        Parked* next = p->next;
+        if (detach) p->node = nullptr;
+        p->parker->unpark();
+        p = next;
+      }
+      if (detach) parked = nullptr;
+    }
+  };
+
+  struct alignas(64) Shard {
+    static constexpr std::size_t kMinBuckets = 16;
+
+    mutable std::mutex mutex;
+    std::vector<Node*> buckets = std::vector<Node*>(kMinBuckets, nullptr);
+    std::size_t count = 0;
+    Node* spare = nullptr;
+    std::size_t spare_count = 0;
+    // Every fence this shard ever gave a key it has since dropped is <= fence_floor; a
+    // key's records always live in the same shard, so its fences keep increasing.
+    std::uint64_t fence_floor = 0;
+
+    Shard() = default;
+    Shard(const Shard&) = delete;
+    Shard& operator=(const Shard&) = delete;
+    ~Shard() {
+      for (Node* head : buckets) delete_chain(head);
+      delete_chain(spare);
+    }
+
+    static void delete_chain(Node* node) noexcept {
+      while (node) {
+        Node* next = node->next;
+        delete node;
+        node = next;
+      }
+    }
+
+    std::size_t slot(std::uint64_t hash) const noexcept {
+      return static_cast<std::size_t>(hash >> 7) & (buckets.size() - 1);
+    }
+
+    Node* find(std::string_view key, std::uint64_t hash) const noexcept {
+      for (Node* node = buckets[slot(hash)]; node; node = node->next)
+        if (node->hash == hash && node->key == key) return node;
+      return nullptr;
+    }
+
+    Node* find_or_create(std::string_view key, std::uint64_t hash) {
+      if (Node* node = find(key, hash)) return node;
+      if (count >= buckets.size()) rehash(buckets.size() * 2);
+      Node* node = spare;
+      if (node) {
+        spare = node->next;
+        --spare_count;
+      } else {
+        node = new Node;
+      }
+      try {
+        node->key.assign(key.data(), key.size());
+      } catch (...) {
+        delete node;
+        throw;
+      }
+      node->hash = hash;
+      node->record.last_fence = fence_floor;
+      node->record.last_ticket = 0;
+      node->record.version = 0;
+      Node*& head = buckets[slot(hash)];
+      node->next = head;
+      head = node;
+      ++count;
+      return node;
+    }
+
+    void drop(Node* node) noexcept {
+      Node** link = &buckets[slot(node->hash)];
+      while (*link != node) link = &(*link)->next;
+      *link = node->next;
+      --count;
+      fence_floor = std::max(fence_floor, node->record.last_fence);
+      node->wake_parked(/*detach=*/true);
+      if (spare_count < kSpareRecords && node->key.capacity() <= 256) {
+        node->record.holders.clear();
+        node->record.waiters.clear();
+        node->next = spare;
+        spare = node;
+        ++spare_count;
+      } else {
+        delete node;
+      }
+      if (buckets.size() > kMinBuckets && count < buckets.size() / 8) rehash(buckets.size() / 2);
+    }
+
+    // Never throws from drop(): a failed shrink just keeps the larger table.
+    void rehash(std::size_t size) noexcept {
+      std::vector<Node*> fresh;
+      try {
+        fresh.assign(size, nullptr);
+      } catch (...) {
+        return;
+      }
+      for (Node* head : buckets) {
+        while (head) {
+          Node* next = head->next;
+          Node*& bucket = fresh[static_cast<std::size_t>(head->hash >> 7) & (size - 1)];
+          head->next = bucket;
+          bucket = head;
+          head = next;
+        }
+      }
+      buckets.swap(fresh);
+    }
+  };
+
+  // After a transition: wake the key's sleepers if it changed, drop it if idle.
+  struct Finisher {
+    Shard& shard;
+    Node* node;
+    std::uint64_t version;
+    ~Finisher() {
+      if (node->record.idle()) {
+        shard.drop(node);
+      } else if (node->record.version != version) {
+        node->wake_parked(/*detach=*/false);
+      }
+    }
+  };
+
+  struct State {
+    explicit State(std::size_t count) : shards(validated(count)), mask(count - 1) {}
+    static std::size_t validated(std::size_t count) {
+      if (count == 0 || (count & (count - 1)) != 0)
+        throw std::invalid_argument("leaselock: InProcessBackend shard count must be a power of two");
+      return count;
+    }
+    Shard& shard_for(std::uint64_t hash) noexcept {
+      return shards[static_cast<std::size_t>(hash) & mask];
+    }
+    std::vector<Shard> shards;
+    std::size_t mask;
+    std::uint64_t seed = detail::process_hash_seed();
+  };
+
+  std::unique_ptr<State> state_;
+};
+
+}  // namespace leaselock

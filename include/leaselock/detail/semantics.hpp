@@ -1,0 +1,271 @@
+// leaselock/detail/semantics.hpp — the lock semantics, once, as pure transitions.
+//
+// Everything that decides who holds a key lives here: mode compatibility, expiry,
+// fences, FIFO fairness, hand-off to waiters. Each function takes one key's Record, a
+// request and the time `now`, and changes the record in place; none touches storage,
+// threads, clocks or the OS. A backend only runs these under its own mutual exclusion
+// and persists the record, so every backend behaves identically by construction.
+//
+// Fairness is FIFO: a request that cannot be granted at once joins the queue; queued
+// requests are granted strictly in order (consecutive shared requests together), and a
+// new request is granted at once only when nobody is queued. So a waiting writer is
+// never overtaken by a stream of readers. Grants to queued requests are made by whoever
+// changes the record (hand-off): the waiter wakes up already holding the lease.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <leaselock/detail/time.hpp>
+#include <leaselock/mode.hpp>
+#include <leaselock/token.hpp>
+
+namespace leaselock::detail {
+
+/// One current grant on a key.
+struct Holder {
+  Token token;
+  Mode mode = Mode::exclusive;
+  std::uint64_t fence = 0;
+  Nanos acquired_at = 0;
+  Nanos expires_at = 0;
+  std::string owner;
+};
+
+/// One queued request: all that is needed to grant it on the waiter's behalf.
+struct Waiter {
+  std::uint64_t ticket = 0;
+  Token token;
+  Mode mode = Mode::exclusive;
+  Nanos ttl = 0;
+  Nanos deadline = 0;
+  std::string owner;
+};
+
+/// Everything stored for one key.
+struct Record {
+  /// The fence of the latest grant; the next grant gets last_fence + 1.
+  std::uint64_t last_fence = 0;
+  /// The latest queue ticket handed out.
+  std::uint64_t last_ticket = 0;
+  /// Bumped by every change a waiter may be waiting for (a holder leaving, a grant to a
+  /// queued request, a waiter leaving the queue, an expiry brought forward). Backends
+  /// wake the key's waiters when it moves.
+  std::uint64_t version = 0;
+  std::vector<Holder> holders;
+  std::vector<Waiter> waiters;
+
+  /// Nobody holds (even expired) and nobody waits: the backend may drop the record.
+  bool idle() const noexcept { return holders.empty() && waiters.empty(); }
+};
+
+/// What a caller asks for.
+struct Request {
+  Mode mode = Mode::exclusive;
+  Nanos ttl = 0;
+  Token token;
+  std::string_view owner;
+};
+
+/// What a grant gives the caller.
+struct Grant {
+  std::uint64_t fence = 0;
+  Nanos acquired_at = 0;
+  Nanos expires_at = 0;
+};
+
+/// Where transitions report holders they removed because their TTL ran out (for the
+/// observer). Null when nobody listens.
+using ExpiredList = std::vector<Holder>;
+
+inline const Holder* find_holder(const Record& record, const Token& token) noexcept {
+  for (const Holder& holder : record.holders)
+    if (holder.token == token) return &holder;
+  return nullptr;
+}
+
+/// Removes every holder whose TTL has run out by `now`. Returns how many.
+inline std::size_t purge_expired(Record& record, Nanos now, ExpiredList* expired) {
+  auto& holders = record.holders;
+  std::size_t removed = 0;
+  for (std::size_t i = 0; i < holders.size();) {
+    if (holders[i].expires_at <= now) {
+      if (expired) expired->push_back(std::move(holders[i]));
+      if (i + 1 != holders.size()) holders[i] = std::move(holders.back());
+      holders.pop_back();
+      ++removed;
+    } else {
+      ++i;
+    }
+  }
+  if (removed) ++record.version;
+  return removed;
+}
+
+/// True when a live holder set (already purged) admits one more holder in `mode`.
+inline bool admits(const Record& record, Mode mode) noexcept {
+  for (const Holder& holder : record.holders)
+    if (!compatible(holder.mode, mode)) return false;
+  return true;
+}
+
+inline Grant add_holder(Record& record, const Token& token, Mode mode, Nanos ttl,
+                        std::string_view owner, Nanos now) {
+  // Reserve first so that nothing below can throw after the fence is taken.
+  record.holders.reserve(record.holders.size() + 1);
+  Holder& holder = record.holders.emplace_back();
+  try {
+    holder.owner.assign(owner.data(), owner.size());
+  } catch (...) {
+    record.holders.pop_back();
+    throw;
+  }
+  holder.token = token;
+  holder.mode = mode;
+  holder.fence = ++record.last_fence;
+  holder.acquired_at = now;
+  holder.expires_at = add_saturated(now, ttl);
+  return Grant{holder.fence, holder.acquired_at, holder.expires_at};
+}
+
+/// Grants queued requests from the head of the queue for as long as they fit.
+inline void promote_waiters(Record& record, Nanos now) {
+  auto& waiters = record.waiters;
+  std::size_t granted = 0;
+  while (granted < waiters.size() && admits(record, waiters[granted].mode)) {
+    const Waiter& waiter = waiters[granted];
+    add_holder(record, waiter.token, waiter.mode, waiter.ttl, waiter.owner, now);
+    ++granted;
+  }
+  if (granted) {
+    waiters.erase(waiters.begin(), waiters.begin() + static_cast<std::ptrdiff_t>(granted));
+    ++record.version;
+  }
+}
+
+/// Brings the record up to date at `now`: expired holders out, queued requests that now
+/// fit in.
+inline void refresh(Record& record, Nanos now, ExpiredList* expired) {
+  if (record.holders.empty() && record.waiters.empty()) return;
+  purge_expired(record, now, expired);
+  if (!record.waiters.empty()) promote_waiters(record, now);
+}
+
+/// One immediate attempt that does not queue: granted when nobody is queued and the
+/// live holders admit the mode.
+inline std::optional<Grant> try_grant(Record& record, const Request& request, Nanos now,
+                                      ExpiredList* expired) {
+  refresh(record, now, expired);
+  if (!record.waiters.empty() || !admits(record, request.mode)) return std::nullopt;
+  return add_holder(record, request.token, request.mode, request.ttl, request.owner, now);
+}
+
+/// Puts a request at the back of the queue; returns its ticket.
+inline std::uint64_t enqueue(Record& record, const Request& request, Nanos deadline) {
+  Waiter waiter;
+  waiter.owner.assign(request.owner.data(), request.owner.size());
+  waiter.token = request.token;
+  waiter.mode = request.mode;
+  waiter.ttl = request.ttl;
+  waiter.deadline = deadline;
+  waiter.ticket = record.last_ticket + 1;
+  record.waiters.push_back(std::move(waiter));
+  return ++record.last_ticket;
+}
+
+/// Removes a queued request (given up, timed out, or its thread is unwinding). Returns
+/// false if it was not queued.
+inline bool cancel(Record& record, std::uint64_t ticket, Nanos now) {
+  auto& waiters = record.waiters;
+  const auto it = std::find_if(waiters.begin(), waiters.end(),
+                               [&](const Waiter& w) { return w.ticket == ticket; });
+  if (it == waiters.end()) return false;
+  waiters.erase(it);
+  ++record.version;
+  promote_waiters(record, now);  // those behind it may fit now
+  return true;
+}
+
+/// Where a queued request stands.
+struct Poll {
+  enum Kind { granted, waiting, timed_out } kind = waiting;
+  Grant grant;                // when granted
+  Nanos wake_at = kForever;   // when waiting: the earliest time anything can change by itself
+};
+
+/// Re-examines a queued request at `now`. If it was granted, reports the grant; if its
+/// deadline has passed, removes it; otherwise says until when to sleep at most. A grant
+/// that was made on the waiter's behalf and ran out before the waiter saw it is retried
+/// as a new request (the waiter keeps its place at the back of the queue).
+inline Poll poll(Record& record, std::uint64_t& ticket, const Request& request, Nanos deadline,
+                 Nanos now, ExpiredList* expired) {
+  refresh(record, now, expired);
+  if (const Holder* holder = find_holder(record, request.token))
+    return Poll{Poll::granted, Grant{holder->fence, holder->acquired_at, holder->expires_at}, 0};
+  const bool queued = std::any_of(record.waiters.begin(), record.waiters.end(),
+                                  [&](const Waiter& w) { return w.ticket == ticket; });
+  if (now >= deadline) {
+    if (queued) cancel(record, ticket, now);
+    return Poll{Poll::timed_out, {}, 0};
+  }
+  if (!queued) {
+    if (auto grant = try_grant(record, request, now, expired)) return Poll{Poll::granted, *grant, 0};
+    ticket = enqueue(record, request, deadline);
+  }
+  Nanos wake_at = deadline;
+  for (const Holder& holder : record.holders) wake_at = std::min(wake_at, holder.expires_at);
+  return Poll{Poll::waiting, {}, wake_at};
+}
+
+/// Outcome of a release.
+enum class Released { released, expired, not_held };
+
+/// Ends the lease with `token`. A lease whose TTL already ran out is removed too, but
+/// reported as expired: it was not held until now.
+inline Released release(Record& record, const Token& token, Nanos now, ExpiredList* expired) {
+  auto& holders = record.holders;
+  const auto it = std::find_if(holders.begin(), holders.end(),
+                               [&](const Holder& h) { return h.token == token; });
+  if (it == holders.end()) return Released::not_held;
+  const bool lapsed = it->expires_at <= now;
+  if (lapsed && expired) expired->push_back(std::move(*it));
+  if (it + 1 != holders.end()) *it = std::move(holders.back());
+  holders.pop_back();
+  ++record.version;
+  refresh(record, now, expired);
+  return lapsed ? Released::expired : Released::released;
+}
+
+/// Extends (or shortens) the live lease with `token` to expire at now + ttl. Returns the
+/// new expiry, or nullopt if the lease is no longer held.
+inline std::optional<Nanos> renew(Record& record, const Token& token, Nanos ttl, Nanos now,
+                                  ExpiredList* expired) {
+  refresh(record, now, expired);
+  for (Holder& holder : record.holders) {
+    if (holder.token != token) continue;
+    const Nanos expires_at = add_saturated(now, ttl);
+    if (expires_at < holder.expires_at) ++record.version;  // waiters may wake sooner
+    holder.expires_at = expires_at;
+    return expires_at;
+  }
+  return std::nullopt;
+}
+
+/// The mode of the live holders at `now` (exclusive if any exclusive holder).
+inline Mode held_mode(const Record& record, Nanos now) noexcept {
+  for (const Holder& holder : record.holders)
+    if (holder.expires_at > now && holder.mode == Mode::exclusive) return Mode::exclusive;
+  return Mode::shared;
+}
+
+/// True when some holder is still live at `now`.
+inline bool held(const Record& record, Nanos now) noexcept {
+  return std::any_of(record.holders.begin(), record.holders.end(),
+                     [&](const Holder& h) { return h.expires_at > now; });
+}
+
+}  // namespace leaselock::detail

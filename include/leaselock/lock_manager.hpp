@@ -1,0 +1,421 @@
+// leaselock/lock_manager.hpp — LockManager, the front door. Read this class first.
+//
+// LockManager<Clock, Backend> hands out leases on keys: it validates requests, asks the
+// lock semantics (detail/semantics.hpp) to decide, has the Backend store the outcome
+// atomically, waits when asked to, and reports to an Observer. It is thread-safe: one
+// manager may be used from any number of threads. Leases, LeaseSets and NamedMutexes
+// it hands out must not outlive it.
+//
+// @code
+//   leaselock::local_lock_manager locks;                 // threads of this process
+//   {
+//     auto lease = locks.acquire("repo/src/main.cpp", leaselock::Mode::exclusive,
+//                                std::chrono::seconds(30));
+//     edit_file(lease.fence());
+//   }                                                   // released here
+//   auto reader = locks.try_acquire("repo/README.md", leaselock::Mode::shared,
+//                                   std::chrono::seconds(10), std::chrono::milliseconds(200));
+//   if (!reader) { /* still busy after 200 ms */ }
+// @endcode
+//
+// Timeouts: `wait` is how long to wait; zero or negative means one immediate try. A
+// deadline (the *_until forms) that has already passed also means one immediate try.
+// A timed-out request returns an empty Lease, never throws. Invalid input (empty key,
+// key with NUL, key over max_key_size, ttl <= 0, owner over max_owner_size) throws
+// std::invalid_argument before anything is changed.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <leaselock/backends/backend.hpp>
+#include <leaselock/backends/in_process.hpp>
+#include <leaselock/detail/keep_alive.hpp>
+#include <leaselock/detail/posix/process.hpp>
+#include <leaselock/detail/semantics.hpp>
+#include <leaselock/detail/time.hpp>
+#include <leaselock/info.hpp>
+#include <leaselock/lease.hpp>
+#include <leaselock/limits.hpp>
+#include <leaselock/mode.hpp>
+#include <leaselock/observer.hpp>
+#include <leaselock/token.hpp>
+
+namespace leaselock {
+
+template <class Manager>
+class NamedMutex;
+
+template <class Clock, class Backend>
+class LockManager final : private detail::LeaseIssuer<Clock>, private detail::RenewTarget {
+ public:
+  using clock_type = Clock;
+  using backend_type = Backend;
+  using duration = typename Clock::duration;
+  using time_point = typename Clock::time_point;
+  using Lease = leaselock::Lease<Clock>;
+  using LeaseSet = leaselock::LeaseSet<Clock>;
+  using LockInfo = leaselock::LockInfo<Clock>;
+  using HolderInfo = leaselock::HolderInfo<Clock>;
+  using NamedMutex = leaselock::NamedMutex<LockManager>;
+
+  /// `owner` names this manager's requests in status(), list() and events unless a call
+  /// names another; by default "pid@hostname".
+  explicit LockManager(Backend backend = Backend{}, Clock clock = Clock{},
+                       std::string owner = detail::posix::process_owner())
+      : backend_(std::move(backend)), clock_(std::move(clock)), owner_(std::move(owner)) {
+    detail::validate_owner(owner_);
+  }
+  LockManager(const LockManager&) = delete;
+  LockManager& operator=(const LockManager&) = delete;
+  ~LockManager() {
+    if (renewer_) renewer_->stop();
+  }
+
+  /// Tries to take `key` in `mode` for `ttl`, waiting up to `wait` (zero or negative:
+  /// one try). Returns an empty Lease if it is still not available by then.
+  [[nodiscard]] Lease try_acquire(std::string_view key, Mode mode, duration ttl,
+                                  duration wait = duration::zero(), std::string_view owner = {}) {
+    const detail::Nanos now = detail::now_nanos(clock_);
+    const detail::Nanos deadline =
+        wait > duration::zero() ? detail::add_saturated(now, detail::to_nanos(wait)) : now;
+    return take(key, mode, ttl, deadline, owner, now);
+  }
+
+  /// Like try_acquire, with a deadline on the manager's clock instead of a wait.
+  [[nodiscard]] Lease try_acquire_until(std::string_view key, Mode mode, duration ttl,
+                                        time_point deadline, std::string_view owner = {}) {
+    const detail::Nanos now = detail::now_nanos(clock_);
+    return take(key, mode, ttl, std::max(now, detail::to_nanos<Clock>(deadline)), owner, now);
+  }
+
+  /// Takes `key`, waiting as long as it takes. Never returns an empty Lease.
+  [[nodiscard]] Lease acquire(std::string_view key, Mode mode, duration ttl,
+                              std::string_view owner = {}) {
+    return take(key, mode, ttl, detail::kForever, owner, detail::now_nanos(clock_));
+  }
+
+  /// All-or-nothing over several keys, deadlock-free whatever their order: keys are taken
+  /// in sorted order (a key listed twice is taken once, exclusive if either asks for it),
+  /// and on timeout every key already taken is released. Returns an empty LeaseSet on
+  /// timeout. An empty request list throws std::invalid_argument.
+  [[nodiscard]] LeaseSet try_acquire_all(std::vector<LockRequest> requests, duration ttl,
+                                         duration wait = duration::zero(),
+                                         std::string_view owner = {}) {
+    const detail::Nanos now = detail::now_nanos(clock_);
+    const detail::Nanos deadline =
+        wait > duration::zero() ? detail::add_saturated(now, detail::to_nanos(wait)) : now;
+    return take_all(std::move(requests), ttl, deadline, owner);
+  }
+
+  [[nodiscard]] LeaseSet try_acquire_all_until(std::vector<LockRequest> requests, duration ttl,
+                                               time_point deadline, std::string_view owner = {}) {
+    return take_all(std::move(requests), ttl, detail::to_nanos<Clock>(deadline), owner);
+  }
+
+  [[nodiscard]] LeaseSet acquire_all(std::vector<LockRequest> requests, duration ttl,
+                                     std::string_view owner = {}) {
+    return take_all(std::move(requests), ttl, detail::kForever, owner);
+  }
+
+  /// Releases the lease `token` holds on `key`. Idempotent: returns false if that token
+  /// does not hold the key now (never did, released already, or expired).
+  bool release(std::string_view key, const Token& token) {
+    detail::validate_key(key);
+    return release_lease(key, token);
+  }
+
+  /// Extends the live lease `token` holds on `key` to now + ttl. Returns false if the
+  /// lease has already expired or is not held by that token.
+  bool renew(std::string_view key, const Token& token, duration ttl) {
+    detail::validate_key(key);
+    detail::validate_ttl(ttl);
+    return renew_lease(key, token, detail::to_nanos(ttl)).has_value();
+  }
+
+  /// A guard for a lease that `token` holds on `key` now (for example one detached in
+  /// another request); an empty Lease if it does not.
+  [[nodiscard]] Lease adopt(std::string_view key, const Token& token) {
+    detail::validate_key(key);
+    const detail::Nanos now = detail::now_nanos(clock_);
+    std::optional<detail::Holder> found;
+    backend_.read(key, [&](const detail::Record* record) {
+      if (!record) return;
+      const detail::Holder* holder = detail::find_holder(*record, token);
+      if (holder && holder->expires_at > now) found = *holder;
+    });
+    if (!found) return Lease{};
+    return Lease(this, std::string(key), found->mode, token, found->fence, found->acquired_at,
+                 found->expires_at, found->expires_at - found->acquired_at);
+  }
+
+  /// The key's live holders and queue, or nullopt if nobody holds it now.
+  std::optional<LockInfo> status(std::string_view key) const {
+    detail::validate_key(key);
+    const detail::Nanos now = detail::now_nanos(clock_);
+    std::optional<LockInfo> info;
+    backend_.read(key, [&](const detail::Record* record) {
+      if (record) info = describe(key, *record, now);
+    });
+    return info;
+  }
+
+  /// Every key held now, in no particular order.
+  std::vector<LockInfo> list() const {
+    const detail::Nanos now = detail::now_nanos(clock_);
+    std::vector<LockInfo> infos;
+    backend_.read_all([&](std::string_view key, const detail::Record& record) {
+      if (auto info = describe(key, record, now)) infos.push_back(std::move(*info));
+    });
+    return infos;
+  }
+
+  /// A std-compatible mutex view of `key` whose every lock is a lease for `ttl`.
+  [[nodiscard]] NamedMutex mutex(std::string_view key, duration ttl) {
+    return NamedMutex(*this, key, ttl);
+  }
+
+  /// Sends every event to `observer` from now on (nullptr: none). The observer must
+  /// outlive its use by this manager. Thread-safe.
+  void set_observer(Observer* observer) noexcept {
+    observer_.store(observer, std::memory_order_release);
+  }
+
+  const Clock& clock() const noexcept { return clock_; }
+  Backend& backend() noexcept { return backend_; }
+  const Backend& backend() const noexcept { return backend_; }
+  const std::string& owner() const noexcept { return owner_; }
+
+ private:
+  using Grant = std::optional<detail::Grant>;
+
+  // Acquisition, shared by every public form. `deadline` <= `now` means one try.
+  Lease take(std::string_view key, Mode mode, duration ttl, detail::Nanos deadline,
+             std::string_view owner, detail::Nanos now) {
+    detail::validate_key(key);
+    detail::validate_ttl(ttl);
+    if (owner.empty()) {
+      owner = owner_;
+    } else {
+      detail::validate_owner(owner);
+    }
+    const detail::Request request{mode, detail::to_nanos(ttl), Token::generate(), owner};
+    Observer* const observer = observer_.load(std::memory_order_acquire);
+    detail::ExpiredList expired;
+    detail::ExpiredList* const sink = observer ? &expired : nullptr;
+
+    Grant grant;
+    if (deadline <= now) {
+      grant = backend_.update(
+          key, [&](detail::Record& record) { return detail::try_grant(record, request, now, sink); });
+    } else {
+      grant = wait_for_grant(key, request, deadline, sink);
+    }
+
+    if (observer) {
+      report_expired(observer, key, expired);
+      const detail::Nanos waited = deadline <= now ? 0 : detail::now_nanos(clock_) - now;
+      notify(observer, grant ? LockEventKind::acquired : LockEventKind::timed_out, key, mode,
+             request.token, grant ? grant->fence : 0, owner, waited);
+    }
+    if (!grant) return Lease{};
+    return Lease(this, std::string(key), mode, request.token, grant->fence, grant->acquired_at,
+                 grant->expires_at, request.ttl);
+  }
+
+  Grant wait_for_grant(std::string_view key, const detail::Request& request,
+                       detail::Nanos deadline, detail::ExpiredList* sink) {
+    std::uint64_t ticket = 0;
+    bool queued = false;
+    try {
+      return backend_.wait_update(key, clock_, [&](detail::Record& record) {
+        using Step = detail::Step<Grant>;
+        const detail::Nanos now = detail::now_nanos(clock_);
+        if (!queued) {
+          if (auto grant = detail::try_grant(record, request, now, sink)) return Step::done(grant);
+          if (now >= deadline) return Step::done(std::nullopt);
+          ticket = detail::enqueue(record, request, deadline);
+          queued = true;
+        }
+        const detail::Poll poll = detail::poll(record, ticket, request, deadline, now, sink);
+        switch (poll.kind) {
+          case detail::Poll::granted: return Step::done(poll.grant);
+          case detail::Poll::timed_out: return Step::done(std::nullopt);
+          case detail::Poll::waiting: break;
+        }
+        return Step::sleep_until(poll.wake_at);
+      });
+    } catch (...) {
+      // Leave nothing behind: not our place in the queue, nor a grant made meanwhile.
+      if (queued) {
+        backend_.update(key, [&](detail::Record& record) {
+          const detail::Nanos now = detail::now_nanos(clock_);
+          if (!detail::cancel(record, ticket, now))
+            detail::release(record, request.token, now, nullptr);
+        });
+      }
+      throw;
+    }
+  }
+
+  LeaseSet take_all(std::vector<LockRequest> requests, duration ttl, detail::Nanos deadline,
+                    std::string_view owner) {
+    if (requests.empty()) detail::throw_invalid("try_acquire_all needs at least one key");
+    for (const LockRequest& request : requests) detail::validate_key(request.key);
+    detail::validate_ttl(ttl);
+    if (!owner.empty()) detail::validate_owner(owner);
+    std::sort(requests.begin(), requests.end(),
+              [](const LockRequest& a, const LockRequest& b) { return a.key < b.key; });
+    // Merge duplicates: one lease per key, exclusive if any request wants it.
+    std::vector<LockRequest> keys;
+    for (const LockRequest& request : requests) {
+      if (!keys.empty() && keys.back().key == request.key) {
+        if (request.mode == Mode::exclusive) keys.back().mode = Mode::exclusive;
+      } else {
+        keys.push_back(request);
+      }
+    }
+    std::vector<Lease> leases;
+    leases.reserve(keys.size());
+    for (const LockRequest& request : keys) {
+      const detail::Nanos now = detail::now_nanos(clock_);
+      Lease lease = take(request.key, request.mode, ttl, std::max(deadline, now), owner, now);
+      if (!lease) return LeaseSet{};  // `leases` releases what was taken
+      leases.push_back(std::move(lease));
+    }
+    return LeaseSet(std::move(leases));
+  }
+
+  std::optional<LockInfo> describe(std::string_view key, const detail::Record& record,
+                                   detail::Nanos now) const {
+    if (!detail::held(record, now)) return std::nullopt;
+    LockInfo info;
+    info.key.assign(key.data(), key.size());
+    info.mode = detail::held_mode(record, now);
+    info.waiters = record.waiters.size();
+    for (const detail::Holder& holder : record.holders) {
+      if (holder.expires_at <= now) continue;
+      info.holders.push_back(HolderInfo{holder.token, holder.mode, holder.owner, holder.fence,
+                                        detail::from_nanos<Clock>(holder.acquired_at),
+                                        detail::from_nanos<Clock>(holder.expires_at)});
+    }
+    return info;
+  }
+
+  // --- detail::LeaseIssuer ------------------------------------------------------------
+
+  bool release_lease(std::string_view key, const Token& token) override {
+    const detail::Nanos now = detail::now_nanos(clock_);
+    Observer* const observer = observer_.load(std::memory_order_acquire);
+    detail::ExpiredList expired;
+    detail::ExpiredList* const sink = observer ? &expired : nullptr;
+    std::optional<detail::Holder> released;
+    const detail::Released outcome = backend_.update(key, [&](detail::Record& record) {
+      if (observer) {
+        if (const detail::Holder* holder = detail::find_holder(record, token)) released = *holder;
+      }
+      return detail::release(record, token, now, sink);
+    });
+    if (observer) {
+      report_expired(observer, key, expired);
+      if (outcome == detail::Released::released && released)
+        notify(observer, LockEventKind::released, key, released->mode, token, released->fence,
+               released->owner, 0);
+    }
+    return outcome == detail::Released::released;
+  }
+
+  std::optional<detail::Nanos> renew_lease(std::string_view key, const Token& token,
+                                           detail::Nanos ttl) override {
+    const detail::Nanos now = detail::now_nanos(clock_);
+    Observer* const observer = observer_.load(std::memory_order_acquire);
+    detail::ExpiredList expired;
+    detail::ExpiredList* const sink = observer ? &expired : nullptr;
+    std::optional<detail::Holder> renewed;
+    const auto expires_at = backend_.update(key, [&](detail::Record& record) {
+      auto result = detail::renew(record, token, ttl, now, sink);
+      if (result && observer) renewed = *detail::find_holder(record, token);
+      return result;
+    });
+    if (observer) {
+      report_expired(observer, key, expired);
+      if (renewed)
+        notify(observer, LockEventKind::renewed, key, renewed->mode, token, renewed->fence,
+               renewed->owner, 0);
+    }
+    return expires_at;
+  }
+
+  void start_keep_alive(std::shared_ptr<detail::KeepAliveState> state) override {
+    {
+      std::lock_guard<std::mutex> lock(renewer_mutex_);
+      if (!renewer_) renewer_ = std::make_unique<detail::Renewer<Clock>>(
+            static_cast<detail::RenewTarget&>(*this), clock_);
+    }
+    renewer_->add(std::move(state));
+  }
+
+  void stop_keep_alive(const detail::KeepAliveState* state) noexcept override {
+    if (renewer_) renewer_->remove(state);
+  }
+
+  // --- detail::RenewTarget ------------------------------------------------------------
+
+  std::optional<detail::Nanos> renew_for_keep_alive(const detail::KeepAliveState& state) override {
+    return renew_lease(state.key, state.token, state.ttl);
+  }
+
+  void report_lost(const detail::KeepAliveState& state) noexcept override {
+    if (Observer* observer = observer_.load(std::memory_order_acquire))
+      notify(observer, LockEventKind::lost, state.key, state.mode, state.token, state.fence,
+             owner_, 0);
+  }
+
+  // --- events -------------------------------------------------------------------------
+
+  static void notify(Observer* observer, LockEventKind kind, std::string_view key, Mode mode,
+                     const Token& token, std::uint64_t fence, std::string_view owner,
+                     detail::Nanos waited) noexcept {
+    LockEvent event;
+    event.kind = kind;
+    event.key = key;
+    event.mode = mode;
+    event.token = token;
+    event.fence = fence;
+    event.owner = owner;
+    event.waited = std::chrono::nanoseconds(waited);
+    try {
+      observer->on_event(event);
+    } catch (...) {
+    }
+  }
+
+  static void report_expired(Observer* observer, std::string_view key,
+                             const detail::ExpiredList& expired) noexcept {
+    for (const detail::Holder& holder : expired)
+      notify(observer, LockEventKind::expired, key, holder.mode, holder.token, holder.fence,
+             holder.owner, 0);
+  }
+
+  Backend backend_;
+  Clock clock_;
+  std::string owner_;
+  std::atomic<Observer*> observer_{nullptr};
+  std::mutex renewer_mutex_;
+  std::unique_ptr<detail::Renewer<Clock>> renewer_;
+};
+
+/// Threads of one process, real time.
+using local_lock_manager = LockManager<std::chrono::steady_clock, InProcessBackend>;
+
+}  // namespace leaselock
+
+#include <leaselock/named_mutex.hpp>
