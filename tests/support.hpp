@@ -1,0 +1,101 @@
+// Shared helpers for the tests: backend setups for the conformance suite, a recording
+// observer, and a way to wait until a thread is asleep on a ManualClock.
+#pragma once
+
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <leaselock/leaselock.hpp>
+
+namespace test {
+
+using namespace std::chrono_literals;
+using leaselock::ManualClock;
+using leaselock::Mode;
+
+/// How each backend under test is made. The conformance suite is instantiated per setup.
+struct InProcessSetup {
+  using Backend = leaselock::InProcessBackend;
+  static constexpr const char* name = "in-process";
+  Backend make() { return Backend{}; }
+};
+
+/// A manager on a fresh ManualClock, for one backend setup.
+template <class Setup>
+struct Harness {
+  using Manager = leaselock::LockManager<ManualClock, typename Setup::Backend>;
+  Setup setup;
+  ManualClock clock;
+  Manager locks{setup.make(), clock};
+};
+
+/// Blocks until at least `count` threads are parked on `clock` (they have decided to
+/// wait and gone to sleep). Fails the test after 10 s of real time.
+inline void wait_for_sleepers(const ManualClock& clock, std::size_t count) {
+  const auto give_up = std::chrono::steady_clock::now() + 10s;
+  while (clock.sleepers() < count) {
+    REQUIRE_MESSAGE(std::chrono::steady_clock::now() < give_up, "no thread went to sleep");
+    std::this_thread::yield();
+  }
+}
+
+/// Records every event, and lets a test wait for a number of events of one kind.
+class RecordingObserver : public leaselock::Observer {
+ public:
+  struct Entry {
+    leaselock::LockEventKind kind;
+    std::string key;
+    Mode mode;
+    std::uint64_t fence;
+    std::string owner;
+    std::chrono::nanoseconds waited;
+  };
+
+  void on_event(const leaselock::LockEvent& event) override {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      entries_.push_back(Entry{event.kind, std::string(event.key), event.mode, event.fence,
+                               std::string(event.owner), event.waited});
+    }
+    changed_.notify_all();
+  }
+
+  std::vector<Entry> entries() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return entries_;
+  }
+
+  std::size_t count(leaselock::LockEventKind kind) const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    std::size_t n = 0;
+    for (const auto& e : entries_) n += e.kind == kind;
+    return n;
+  }
+
+  /// Waits (real time, at most 10 s) until `n` events of `kind` have been seen.
+  bool wait_for(leaselock::LockEventKind kind, std::size_t n) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    return changed_.wait_for(lock, 10s, [&] {
+      std::size_t seen = 0;
+      for (const auto& e : entries_) seen += e.kind == kind;
+      return seen >= n;
+    });
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::condition_variable changed_;
+  std::vector<Entry> entries_;
+};
+
+}  // namespace test
+
+/// Every backend the conformance suite runs against.
+#define LEASELOCK_BACKEND_SETUPS test::InProcessSetup
