@@ -214,8 +214,11 @@ class LockManager final : private detail::LeaseIssuer<Clock>, private detail::Re
 
     Grant grant;
     if (deadline <= now) {
-      grant = backend_.update(
-          key, [&](detail::Record& record) { return detail::try_grant(record, request, now, sink); });
+      // The clock is read under the backend's lock so that acquired_at is the moment of
+      // the grant, after any release it follows.
+      grant = backend_.update(key, [&](detail::Record& record) {
+        return detail::try_grant(record, request, detail::now_nanos(clock_), sink);
+      });
     } else {
       grant = wait_for_grant(key, request, deadline, sink);
     }
@@ -313,7 +316,6 @@ class LockManager final : private detail::LeaseIssuer<Clock>, private detail::Re
   // --- detail::LeaseIssuer ------------------------------------------------------------
 
   bool release_lease(std::string_view key, const Token& token) override {
-    const detail::Nanos now = detail::now_nanos(clock_);
     Observer* const observer = observer_.load(std::memory_order_acquire);
     detail::ExpiredList expired;
     detail::ExpiredList* const sink = observer ? &expired : nullptr;
@@ -322,7 +324,7 @@ class LockManager final : private detail::LeaseIssuer<Clock>, private detail::Re
       if (observer) {
         if (const detail::Holder* holder = detail::find_holder(record, token)) released = *holder;
       }
-      return detail::release(record, token, now, sink);
+      return detail::release(record, token, detail::now_nanos(clock_), sink);
     });
     if (observer) {
       report_expired(observer, key, expired);
@@ -335,13 +337,12 @@ class LockManager final : private detail::LeaseIssuer<Clock>, private detail::Re
 
   std::optional<detail::Nanos> renew_lease(std::string_view key, const Token& token,
                                            detail::Nanos ttl) override {
-    const detail::Nanos now = detail::now_nanos(clock_);
     Observer* const observer = observer_.load(std::memory_order_acquire);
     detail::ExpiredList expired;
     detail::ExpiredList* const sink = observer ? &expired : nullptr;
     std::optional<detail::Holder> renewed;
     const auto expires_at = backend_.update(key, [&](detail::Record& record) {
-      auto result = detail::renew(record, token, ttl, now, sink);
+      auto result = detail::renew(record, token, ttl, detail::now_nanos(clock_), sink);
       if (result && observer) renewed = *detail::find_holder(record, token);
       return result;
     });

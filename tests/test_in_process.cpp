@@ -1,0 +1,60 @@
+// What is particular to InProcessBackend: memory that follows the keys in use, shards.
+#include "support.hpp"
+
+using namespace std::chrono_literals;
+using leaselock::Mode;
+
+TEST_CASE("a key with no holder and no waiter has no record") {
+  test::Harness<test::InProcessSetup> h;
+  auto& backend = h.locks.backend();
+  CHECK(backend.record_count() == 0);
+  std::vector<decltype(h.locks)::Lease> leases;
+  for (int i = 0; i < 5000; ++i)
+    leases.push_back(h.locks.try_acquire("key-" + std::to_string(i), Mode::exclusive, 10s));
+  CHECK(backend.record_count() == 5000);
+  leases.clear();
+  CHECK(backend.record_count() == 0);
+  // Expired leases go as soon as anything touches their key.
+  auto lease = h.locks.try_acquire("expiring", Mode::shared, 10s);
+  const auto token = lease.detach();
+  CHECK(backend.record_count() == 1);
+  h.clock.advance(10s);
+  CHECK_FALSE(h.locks.status("expiring"));
+  CHECK(backend.record_count() == 1);  // reading does not clean
+  CHECK_FALSE(h.locks.release("expiring", token));
+  CHECK(backend.record_count() == 0);
+  // A timed-out waiter leaves nothing behind either.
+  auto holder = h.locks.try_acquire("busy", Mode::exclusive, 10s);
+  CHECK_FALSE(h.locks.try_acquire("busy", Mode::exclusive, 1s));
+  CHECK(holder.release());
+  CHECK(backend.record_count() == 0);
+}
+
+TEST_CASE("the shard count must be a power of two") {
+  CHECK_THROWS_AS(leaselock::InProcessBackend(0), std::invalid_argument);
+  CHECK_THROWS_AS(leaselock::InProcessBackend(12), std::invalid_argument);
+  leaselock::LockManager<leaselock::ManualClock, leaselock::InProcessBackend> one_shard{
+      leaselock::InProcessBackend(1)};
+  auto a = one_shard.try_acquire("a", Mode::exclusive, 1s);
+  auto b = one_shard.try_acquire("b", Mode::exclusive, 1s);
+  CHECK(a);
+  CHECK(b);
+  CHECK(one_shard.list().size() == 2);
+}
+
+TEST_CASE("fences keep increasing for a key dropped and recreated many times") {
+  test::Harness<test::InProcessSetup> h;
+  std::uint64_t last = 0;
+  for (int i = 0; i < 2000; ++i) {
+    // Fill and empty the table so that buckets grow, shrink, and records are recycled.
+    std::vector<decltype(h.locks)::Lease> crowd;
+    if (i % 100 == 0)
+      for (int j = 0; j < 500; ++j)
+        crowd.push_back(h.locks.try_acquire("crowd-" + std::to_string(j), Mode::shared, 1s));
+    auto lease = h.locks.try_acquire("fenced", Mode::exclusive, 1s);
+    REQUIRE(lease);
+    REQUIRE(lease.fence() > last);
+    last = lease.fence();
+  }
+  CHECK(h.locks.backend().record_count() == 0);
+}
