@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <set>
 
 using leaselock::Token;
@@ -59,6 +60,7 @@ TEST_CASE("a forked child does not repeat its parent's tokens") {
   (void)Token::generate();  // the parent's generator is seeded and has tokens buffered
   int pipe_fds[2];
   REQUIRE(::pipe(pipe_fds) == 0);
+  std::fflush(nullptr);  // the child must not print the parent's buffered output again
   const pid_t child = ::fork();
   REQUIRE(child >= 0);
   if (child == 0) {

@@ -4,7 +4,8 @@
 // registered lease every `interval`, each time for `ttl`. It sleeps on the manager's
 // clock (so a ManualClock drives it in tests) and is woken when a lease is added or it
 // is stopped. When a renewal fails, the lease's KeepAliveState is marked lost and its
-// callback runs once, on the renewal thread, outside every lock.
+// callback runs once, on the renewal thread, outside every lock, before the observer
+// hears of it.
 #pragma once
 
 #include <algorithm>
@@ -125,14 +126,15 @@ class Renewer {
         // if the lease lapses meanwhile, that renewal reports it lost.
       }
       if (lost && !state->stopped.load(std::memory_order_acquire)) {
+        // The holder first (it must stop writing), then the audit trail.
         state->lost.store(true, std::memory_order_release);
-        target_.report_lost(*state);
         if (state->on_lost) {
           try {
             state->on_lost();
           } catch (...) {
           }
         }
+        target_.report_lost(*state);
       }
       lock.lock();
       in_flight_ = nullptr;
