@@ -1,12 +1,12 @@
 // A long job keeps its lease alive in the background, and stops writing the moment the
 // lease is lost — here because an operator force-releases it by token mid-job (a paused
 // process whose TTL ran out is told the same way).
-#include <leaselock/leaselock.hpp>
-
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <thread>
+
+#include <leaselock/leaselock.hpp>
 
 int main() {
   using namespace std::chrono_literals;

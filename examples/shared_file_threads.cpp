@@ -4,7 +4,7 @@
 // writer, and a writer refuses to write over a newer fence, the way real storage should.
 //
 // Run: ./shared_file_threads [workers] [edits-per-worker]
-#include <leaselock/leaselock.hpp>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
@@ -16,7 +16,7 @@
 #include <thread>
 #include <vector>
 
-#include <unistd.h>
+#include <leaselock/leaselock.hpp>
 
 namespace {
 
@@ -24,8 +24,8 @@ namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
 struct State {
-  long edits = 0;               // how many edits the file has seen
-  std::uint64_t last_fence = 0; // the fence of the lease that wrote it last
+  long edits = 0;                // how many edits the file has seen
+  std::uint64_t last_fence = 0;  // the fence of the lease that wrote it last
 };
 
 State load(const fs::path& file) {
@@ -52,7 +52,7 @@ void store(const fs::path& file, const State& state) {
 // One agent's edit: read, think a little, write back one more.
 void edit(const fs::path& file, std::uint64_t fence) {
   State state = load(file);
-  std::this_thread::sleep_for(50us);  // the agent "thinks" between read and write
+  std::this_thread::sleep_for(50us);                   // the agent "thinks" between read and write
   if (fence != 0 && fence < state.last_fence) return;  // a newer holder wrote: stale, refuse
   state.edits += 1;
   if (fence != 0) state.last_fence = fence;

@@ -3,12 +3,12 @@
 // guard must not release at the end of the first request, so the handler detach()es it.
 //
 // Here the "requests" are plain function calls that pass only strings, as JSON would.
-#include <leaselock/leaselock.hpp>
-
 #include <chrono>
 #include <cstdio>
 #include <optional>
 #include <string>
+
+#include <leaselock/leaselock.hpp>
 
 namespace {
 

@@ -1,17 +1,18 @@
 // The conformance suite: the contract of DESIGN.md, checked the same way for every
 // backend (TEST_CASE_TEMPLATE over LEASELOCK_BACKEND_SETUPS). Every TTL and timeout case
 // runs on a ManualClock: deterministic, no sleeps.
-#include "support.hpp"
-
 #include <future>
 #include <set>
+
+#include "support.hpp"
 
 using namespace std::chrono_literals;
 using leaselock::Mode;
 using leaselock::Token;
 using test::Harness;
 
-TEST_CASE_TEMPLATE("an exclusive lease excludes every other lease", Setup, LEASELOCK_BACKEND_SETUPS) {
+TEST_CASE_TEMPLATE("an exclusive lease excludes every other lease", Setup,
+                   LEASELOCK_BACKEND_SETUPS) {
   Harness<Setup> h;
   auto writer = h.locks.try_acquire("doc", Mode::exclusive, 10s);
   REQUIRE(writer);
@@ -127,9 +128,8 @@ TEST_CASE_TEMPLATE("a waiter is woken by a release", Setup, LEASELOCK_BACKEND_SE
   Harness<Setup> h;
   auto holder = h.locks.try_acquire("k", Mode::exclusive, 1h);
   REQUIRE(holder);
-  auto waiter = std::async(std::launch::async, [&] {
-    return h.locks.try_acquire("k", Mode::exclusive, 10s, 1h);
-  });
+  auto waiter = std::async(std::launch::async,
+                           [&] { return h.locks.try_acquire("k", Mode::exclusive, 10s, 1h); });
   test::wait_for_sleepers(h.clock, 1);
   CHECK(h.locks.status("k")->waiters == 1);
   const auto released_at = h.clock.now();
@@ -145,9 +145,8 @@ TEST_CASE_TEMPLATE("a waiter is woken by the holder's expiry", Setup, LEASELOCK_
   auto holder = h.locks.try_acquire("k", Mode::exclusive, 10s);
   REQUIRE(holder);
   const auto expiry = holder.expires_at();
-  auto waiter = std::async(std::launch::async, [&] {
-    return h.locks.try_acquire("k", Mode::shared, 10s, 1min);
-  });
+  auto waiter = std::async(std::launch::async,
+                           [&] { return h.locks.try_acquire("k", Mode::shared, 10s, 1min); });
   test::wait_for_sleepers(h.clock, 1);
   h.clock.advance(10s);
   auto lease = waiter.get();
@@ -162,9 +161,8 @@ TEST_CASE_TEMPLATE("a wait times out at its deadline with an empty lease", Setup
   h.locks.set_observer(&events);
   auto holder = h.locks.try_acquire("k", Mode::exclusive, 1h);
   REQUIRE(holder);
-  auto waiter = std::async(std::launch::async, [&] {
-    return h.locks.try_acquire("k", Mode::exclusive, 10s, 5s);
-  });
+  auto waiter = std::async(std::launch::async,
+                           [&] { return h.locks.try_acquire("k", Mode::exclusive, 10s, 5s); });
   test::wait_for_sleepers(h.clock, 1);
   h.clock.advance(4s);
   test::wait_for_sleepers(h.clock, 1);  // still asleep: its deadline is at 5 s
@@ -195,15 +193,13 @@ TEST_CASE_TEMPLATE("FIFO: a queued writer is not overtaken by later readers", Se
   Harness<Setup> h;
   auto reader = h.locks.try_acquire("k", Mode::shared, 1h);
   REQUIRE(reader);
-  auto writer = std::async(std::launch::async, [&] {
-    return h.locks.try_acquire("k", Mode::exclusive, 10s, 1h);
-  });
+  auto writer = std::async(std::launch::async,
+                           [&] { return h.locks.try_acquire("k", Mode::exclusive, 10s, 1h); });
   test::wait_for_sleepers(h.clock, 1);
   // A new reader would fit beside the current one, but a writer is queued first.
   CHECK_FALSE(h.locks.try_acquire("k", Mode::shared, 10s));
-  auto late_reader = std::async(std::launch::async, [&] {
-    return h.locks.try_acquire("k", Mode::shared, 10s, 1h);
-  });
+  auto late_reader = std::async(std::launch::async,
+                                [&] { return h.locks.try_acquire("k", Mode::shared, 10s, 1h); });
   test::wait_for_sleepers(h.clock, 2);
   CHECK(h.locks.status("k")->waiters == 2);
   CHECK(reader.release());
@@ -221,9 +217,8 @@ TEST_CASE_TEMPLATE("queued readers are granted together", Setup, LEASELOCK_BACKE
   auto writer = h.locks.try_acquire("k", Mode::exclusive, 1h);
   std::vector<std::future<typename Harness<Setup>::Manager::Lease>> readers;
   for (int i = 0; i < 3; ++i) {
-    readers.push_back(std::async(std::launch::async, [&] {
-      return h.locks.try_acquire("k", Mode::shared, 10s, 1h);
-    }));
+    readers.push_back(std::async(std::launch::async,
+                                 [&] { return h.locks.try_acquire("k", Mode::shared, 10s, 1h); }));
   }
   test::wait_for_sleepers(h.clock, 3);
   CHECK(writer.release());
@@ -243,13 +238,11 @@ TEST_CASE_TEMPLATE("a waiter that times out lets those behind it in", Setup,
                    LEASELOCK_BACKEND_SETUPS) {
   Harness<Setup> h;
   auto reader = h.locks.try_acquire("k", Mode::shared, 1h);
-  auto writer = std::async(std::launch::async, [&] {
-    return h.locks.try_acquire("k", Mode::exclusive, 10s, 5s);
-  });
+  auto writer = std::async(std::launch::async,
+                           [&] { return h.locks.try_acquire("k", Mode::exclusive, 10s, 5s); });
   test::wait_for_sleepers(h.clock, 1);
-  auto late_reader = std::async(std::launch::async, [&] {
-    return h.locks.try_acquire("k", Mode::shared, 10s, 1h);
-  });
+  auto late_reader = std::async(std::launch::async,
+                                [&] { return h.locks.try_acquire("k", Mode::shared, 10s, 1h); });
   test::wait_for_sleepers(h.clock, 2);
   h.clock.advance(5s);
   CHECK_FALSE(writer.get());
@@ -261,9 +254,8 @@ TEST_CASE_TEMPLATE("a waiter that times out lets those behind it in", Setup,
 TEST_CASE_TEMPLATE("acquire waits as long as it takes", Setup, LEASELOCK_BACKEND_SETUPS) {
   Harness<Setup> h;
   auto holder = h.locks.try_acquire("k", Mode::exclusive, 100h);
-  auto waiter = std::async(std::launch::async, [&] {
-    return h.locks.acquire("k", Mode::exclusive, 10s);
-  });
+  auto waiter =
+      std::async(std::launch::async, [&] { return h.locks.acquire("k", Mode::exclusive, 10s); });
   test::wait_for_sleepers(h.clock, 1);
   h.clock.advance(99h);
   test::wait_for_sleepers(h.clock, 1);

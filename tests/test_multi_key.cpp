@@ -1,8 +1,8 @@
 // Multi-key acquisition: all or nothing, and no deadlock whatever the order.
-#include "support.hpp"
-
 #include <future>
 #include <random>
+
+#include "support.hpp"
 
 using namespace std::chrono_literals;
 using leaselock::LockRequest;
@@ -20,7 +20,8 @@ TEST_CASE("try_acquire_all takes every key or none") {
   CHECK(set.find("c")->mode() == Mode::exclusive);
   CHECK_FALSE(set.find("d"));
   // "c" is busy: nothing of the second set may stay held.
-  auto other = h.locks.try_acquire_all({{"z", Mode::exclusive}, {"c", Mode::shared}, {"a", Mode::shared}}, 10s);
+  auto other = h.locks.try_acquire_all(
+      {{"z", Mode::exclusive}, {"c", Mode::shared}, {"a", Mode::shared}}, 10s);
   CHECK_FALSE(other);
   CHECK_FALSE(h.locks.status("z"));
   CHECK(h.locks.status("a")->holders.size() == 1);
@@ -31,7 +32,8 @@ TEST_CASE("try_acquire_all takes every key or none") {
 
 TEST_CASE("a key listed twice is taken once, in the stronger mode") {
   test::Harness<test::InProcessSetup> h;
-  auto set = h.locks.try_acquire_all({{"k", Mode::shared}, {"k", Mode::exclusive}, {"k", Mode::shared}}, 10s);
+  auto set = h.locks.try_acquire_all(
+      {{"k", Mode::shared}, {"k", Mode::exclusive}, {"k", Mode::shared}}, 10s);
   REQUIRE(set);
   REQUIRE(set.size() == 1);
   CHECK(set[0].mode() == Mode::exclusive);

@@ -1,8 +1,8 @@
 // NamedMutex: a key used through std::unique_lock, std::shared_lock, std::scoped_lock.
-#include "support.hpp"
-
 #include <future>
 #include <shared_mutex>
+
+#include "support.hpp"
 
 using namespace std::chrono_literals;
 using leaselock::Mode;

@@ -1,8 +1,8 @@
 // The pure lock semantics (detail/semantics.hpp), driven directly: no backend, no
 // threads, no clock — just records, requests and instants.
-#include "support.hpp"
-
 #include <leaselock/detail/semantics.hpp>
+
+#include "support.hpp"
 
 namespace sem = leaselock::detail;
 using leaselock::Mode;

@@ -3,12 +3,12 @@
 // fences strictly increasing per key in grant order, every release answered truthfully,
 // nothing left behind. Real time here (steady_clock): the invariants hold whatever the
 // timing, so the test cannot be flaky, only slow.
-#include "support.hpp"
-
 #include <algorithm>
 #include <map>
-#include <thread>
 #include <random>
+#include <thread>
+
+#include "support.hpp"
 
 using namespace std::chrono_literals;
 using leaselock::Mode;
@@ -49,8 +49,8 @@ TEST_CASE("stress: invariants hold under 6 threads on 64 keys" * doctest::timeou
       ThreadLog& log = logs[static_cast<std::size_t>(t)];
       for (int op = 0; op < kOpsPerThread; ++op) {
         // Hot keys: half the operations go to 8 keys, so waits and hand-offs are common.
-        const int key = random() % 2 ? static_cast<int>(random() % 8)
-                                     : static_cast<int>(random() % kKeys);
+        const int key =
+            random() % 2 ? static_cast<int>(random() % 8) : static_cast<int>(random() % kKeys);
         const Mode mode = random() % 3 == 0 ? Mode::exclusive : Mode::shared;
         const auto ttl = std::chrono::microseconds(200 + random() % 3000);
         const auto wait = std::chrono::microseconds(random() % 4 == 0 ? 0 : random() % 2000);

@@ -1,11 +1,11 @@
 // Tokens: format, parsing, uniqueness, and no repeats across fork().
-#include "support.hpp"
-
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <set>
+
+#include "support.hpp"
 
 using leaselock::Token;
 
@@ -66,7 +66,8 @@ TEST_CASE("a forked child does not repeat its parent's tokens") {
   if (child == 0) {
     const Token token = Token::generate();
     const std::uint64_t halves[2] = {token.high(), token.low()};
-    const bool ok = ::write(pipe_fds[1], halves, sizeof halves) == static_cast<ssize_t>(sizeof halves);
+    const bool ok =
+        ::write(pipe_fds[1], halves, sizeof halves) == static_cast<ssize_t>(sizeof halves);
     ::_exit(ok ? 0 : 1);
   }
   ::close(pipe_fds[1]);

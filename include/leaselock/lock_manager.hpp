@@ -234,8 +234,8 @@ class LockManager final : private detail::LeaseIssuer<Clock>, private detail::Re
                  grant->expires_at, request.ttl);
   }
 
-  Grant wait_for_grant(std::string_view key, const detail::Request& request,
-                       detail::Nanos deadline, detail::ExpiredList* sink) {
+  Grant wait_for_grant(std::string_view key, const detail::Request& request, detail::Nanos deadline,
+                       detail::ExpiredList* sink) {
     std::uint64_t ticket = 0;
     bool queued = false;
     try {
@@ -358,7 +358,8 @@ class LockManager final : private detail::LeaseIssuer<Clock>, private detail::Re
   void start_keep_alive(std::shared_ptr<detail::KeepAliveState> state) override {
     {
       std::lock_guard<std::mutex> lock(renewer_mutex_);
-      if (!renewer_) renewer_ = std::make_unique<detail::Renewer<Clock>>(
+      if (!renewer_)
+        renewer_ = std::make_unique<detail::Renewer<Clock>>(
             static_cast<detail::RenewTarget&>(*this), clock_);
     }
     renewer_->add(std::move(state));
@@ -376,8 +377,8 @@ class LockManager final : private detail::LeaseIssuer<Clock>, private detail::Re
 
   void report_lost(const detail::KeepAliveState& state) noexcept override {
     if (Observer* observer = observer_.load(std::memory_order_acquire))
-      notify(observer, LockEventKind::lost, state.key, state.mode, state.token, state.fence,
-             owner_, 0);
+      notify(observer, LockEventKind::lost, state.key, state.mode, state.token, state.fence, owner_,
+             0);
   }
 
   // --- events -------------------------------------------------------------------------

@@ -45,8 +45,7 @@ class InProcessBackend {
 
   InProcessBackend() : InProcessBackend(kDefaultShards) {}
   /// `shards` must be a power of two >= 1 (std::invalid_argument otherwise).
-  explicit InProcessBackend(std::size_t shards)
-      : state_(std::make_unique<State>(shards)) {}
+  explicit InProcessBackend(std::size_t shards) : state_(std::make_unique<State>(shards)) {}
 
   InProcessBackend(InProcessBackend&&) noexcept = default;
   InProcessBackend& operator=(InProcessBackend&&) noexcept = default;
@@ -145,7 +144,10 @@ class InProcessBackend {
       parked = &p;
     }
     void unlink(Parked& p) noexcept {
-      if (p.prev) p.prev->next = p.next; else parked = p.next;
+      if (p.prev)
+        p.prev->next = p.next;
+      else
+        parked = p.next;
       if (p.next) p.next->prev = p.prev;
       p.node = nullptr;
     }
@@ -284,7 +286,8 @@ class InProcessBackend {
     explicit State(std::size_t count) : shards(validated(count)), mask(count - 1) {}
     static std::size_t validated(std::size_t count) {
       if (count == 0 || (count & (count - 1)) != 0)
-        throw std::invalid_argument("leaselock: InProcessBackend shard count must be a power of two");
+        throw std::invalid_argument(
+            "leaselock: InProcessBackend shard count must be a power of two");
       return count;
     }
     Shard& shard_for(std::uint64_t hash) noexcept {

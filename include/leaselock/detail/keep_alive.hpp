@@ -100,8 +100,9 @@ class Renewer {
     std::unique_lock<std::mutex> lock(mutex_);
     parker_ = &parker;
     while (!stopping_) {
-      const auto next = std::min_element(entries_.begin(), entries_.end(),
-                                         [](const Entry& a, const Entry& b) { return a.due < b.due; });
+      const auto next =
+          std::min_element(entries_.begin(), entries_.end(),
+                           [](const Entry& a, const Entry& b) { return a.due < b.due; });
       const Nanos now = now_nanos(clock_);
       if (next == entries_.end() || next->due > now) {
         const Nanos wake_at = next == entries_.end() ? kForever : next->due;

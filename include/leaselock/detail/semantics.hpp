@@ -193,8 +193,8 @@ inline bool cancel(Record& record, std::uint64_t ticket, Nanos now) {
 /// Where a queued request stands.
 struct Poll {
   enum Kind { granted, waiting, timed_out } kind = waiting;
-  Grant grant;                // when granted
-  Nanos wake_at = kForever;   // when waiting: the earliest time anything can change by itself
+  Grant grant;               // when granted
+  Nanos wake_at = kForever;  // when waiting: the earliest time anything can change by itself
 };
 
 /// Re-examines a queued request at `now`. If it was granted, reports the grant; if its
@@ -213,7 +213,8 @@ inline Poll poll(Record& record, std::uint64_t& ticket, const Request& request, 
     return Poll{Poll::timed_out, {}, 0};
   }
   if (!queued) {
-    if (auto grant = try_grant(record, request, now, expired)) return Poll{Poll::granted, *grant, 0};
+    if (auto grant = try_grant(record, request, now, expired))
+      return Poll{Poll::granted, *grant, 0};
     ticket = enqueue(record, request, deadline);
   }
   Nanos wake_at = deadline;

@@ -44,8 +44,8 @@ template <class Clock>
 typename Clock::time_point from_nanos(Nanos n) noexcept {
   using Duration = typename Clock::duration;
   if (n == kForever) return Clock::time_point::max();
-  return typename Clock::time_point(
-      std::chrono::duration_cast<Duration>(std::chrono::nanoseconds(n)));
+  return
+      typename Clock::time_point(std::chrono::duration_cast<Duration>(std::chrono::nanoseconds(n)));
 }
 
 template <class Clock>

@@ -4,8 +4,9 @@
 // forked child never hands out the same tokens as its parent.
 #pragma once
 
-#include <atomic>
 #include <pthread.h>
+
+#include <atomic>
 
 namespace leaselock::detail::posix {
 

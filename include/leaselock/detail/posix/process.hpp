@@ -1,8 +1,9 @@
 // leaselock/detail/posix/process.hpp — who this process is: the default lease owner.
 #pragma once
 
-#include <string>
 #include <unistd.h>
+
+#include <string>
 
 namespace leaselock::detail::posix {
 

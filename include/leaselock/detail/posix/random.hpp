@@ -1,13 +1,14 @@
 // leaselock/detail/posix/random.hpp — bytes from the operating system's CSPRNG.
 #pragma once
 
+#include <fcntl.h>
+#include <sys/random.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstddef>
-#include <fcntl.h>
 #include <stdexcept>
-#include <sys/random.h>
 #include <system_error>
-#include <unistd.h>
 
 namespace leaselock::detail::posix {
 
@@ -28,7 +29,8 @@ inline void fill_random(void* out, std::size_t size) {
   }
   if (done == size) return;
   const int fd = ::open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw std::system_error(errno, std::generic_category(), "leaselock: open /dev/urandom");
+  if (fd < 0)
+    throw std::system_error(errno, std::generic_category(), "leaselock: open /dev/urandom");
   while (done < size) {
     const ssize_t got = ::read(fd, bytes + done, size - done);
     if (got > 0) {
