@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# tools/test.sh — leaselock's whole test run, from a fresh Debian/Ubuntu machine.
+#
+#   ./tools/test.sh                 # formatting + presets debug asan tsan clang-cxx20 gcc-cxx20
+#   ./tools/test.sh --quick         # formatting + the debug preset only
+#   ./tools/test.sh tsan clang      # formatting + the presets named (see CMakePresets.json)
+#
+# Missing tools are installed with apt-get (as root, or through sudo). Each preset is
+# configured, built and tested in build/<preset>; a summary at the end shows what
+# passed. The exit status is 0 only if everything passed.
+# Environment: LEASELOCK_JOBS = parallel build and test jobs (default: number of CPUs).
+set -u -o pipefail
+
+cd "$(dirname "$0")/.." || exit 2
+
+all_presets=(debug asan tsan clang-cxx20 gcc-cxx20)
+presets=()
+for arg in "$@"; do
+  case "$arg" in
+    --quick) presets=(debug) ;;
+    -h | --help)
+      sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
+      exit 0
+      ;;
+    -*)
+      echo "test.sh: unknown option $arg (try --help)" >&2
+      exit 2
+      ;;
+    *) presets+=("$arg") ;;
+  esac
+done
+[ ${#presets[@]} -gt 0 ] || presets=("${all_presets[@]}")
+jobs=${LEASELOCK_JOBS:-$(nproc 2>/dev/null || echo 2)}
+
+if [ -t 1 ]; then bold=$'\033[1m' plain=$'\033[0m'; else bold='' plain=''; fi
+say() { printf '\n%s==> %s%s\n' "$bold" "$*" "$plain"; }
+
+# --- 1. Tools. ---------------------------------------------------------------------------
+have_doctest() {
+  local config
+  for config in /usr/lib/cmake/doctest /usr/local/lib/cmake/doctest /usr/lib/*/cmake/doctest \
+    /usr/share/doctest/cmake; do
+    [ -f "$config/doctestConfig.cmake" ] && return 0
+  done
+  return 1
+}
+
+missing=()
+command -v cmake >/dev/null 2>&1 || missing+=(cmake)
+command -v ninja >/dev/null 2>&1 || missing+=(ninja-build)
+command -v g++ >/dev/null 2>&1 || missing+=(g++)
+command -v clang++ >/dev/null 2>&1 || missing+=(clang)
+command -v clang-format >/dev/null 2>&1 || missing+=(clang-format)
+command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+have_doctest || missing+=(doctest-dev)
+
+if [ ${#missing[@]} -gt 0 ]; then
+  say "Installing missing packages: ${missing[*]}"
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "test.sh: no apt-get here; please install: ${missing[*]}" >&2
+    exit 2
+  fi
+  if [ "$(id -u)" -eq 0 ]; then
+    as_root=()
+  elif command -v sudo >/dev/null 2>&1; then
+    as_root=(sudo)
+  else
+    echo "test.sh: not root and no sudo; please install: ${missing[*]}" >&2
+    exit 2
+  fi
+  if ! { "${as_root[@]}" apt-get update -qq &&
+    "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive \
+      apt-get install -y -qq --no-install-recommends "${missing[@]}"; }; then
+    echo "test.sh: apt-get install failed" >&2
+    exit 2
+  fi
+fi
+
+# CMakePresets.json (version 3) needs CMake 3.21 or newer.
+cmake_version=$(cmake --version | sed -n 's/^cmake version \([0-9]*\.[0-9]*\).*/\1/p')
+if [ "$(printf '%s\n' 3.21 "$cmake_version" | sort -V | head -n 1)" != 3.21 ]; then
+  echo "test.sh: CMake $cmake_version is too old for the presets; 3.21 or newer is needed" >&2
+  exit 2
+fi
+
+# --- 2. Formatting. ----------------------------------------------------------------------
+results=()
+failed=0
+record() { # name, status, seconds
+  results+=("$(printf '%-14s %-32s %5ss' "$1" "$2" "$3")")
+  case "$2" in passed*) ;; *) failed=1 ;; esac
+}
+
+say "Formatting (clang-format --dry-run --Werror)"
+start=$SECONDS
+mapfile -t sources < <(find include tests examples bench -type f \
+  \( -name '*.hpp' -o -name '*.cpp' \) 2>/dev/null | sort)
+if [ ${#sources[@]} -eq 0 ]; then
+  record format "passed (no files)" 0
+elif clang-format --dry-run --Werror "${sources[@]}"; then
+  record format "passed (${#sources[@]} files)" $((SECONDS - start))
+else
+  echo "Fix with: clang-format -i <the files above>"
+  record format "FAILED" $((SECONDS - start))
+fi
+
+# --- 3. Presets: configure, build, test. -------------------------------------------------
+for preset in "${presets[@]}"; do
+  start=$SECONDS
+  say "Preset $preset: configure"
+  if ! cmake --preset "$preset"; then
+    record "$preset" "FAILED at configure" $((SECONDS - start))
+    continue
+  fi
+  say "Preset $preset: build"
+  if ! cmake --build --preset "$preset" -j "$jobs"; then
+    record "$preset" "FAILED at build" $((SECONDS - start))
+    continue
+  fi
+  say "Preset $preset: test"
+  if ! ctest --preset "$preset" -j "$jobs"; then
+    record "$preset" "FAILED at test" $((SECONDS - start))
+    continue
+  fi
+  record "$preset" "passed" $((SECONDS - start))
+done
+
+# --- 4. Summary. -------------------------------------------------------------------------
+say "Summary"
+printf '  %s\n' "${results[@]}"
+if [ "$failed" -ne 0 ]; then
+  echo "Some checks FAILED (logs above; build trees in build/<preset>)."
+  exit 1
+fi
+echo "All checks passed."
