@@ -31,6 +31,7 @@
 #include <vector>
 
 #include <leaselock/detail/keep_alive.hpp>
+#include <leaselock/detail/key_buffer.hpp>
 #include <leaselock/detail/time.hpp>
 #include <leaselock/mode.hpp>
 #include <leaselock/token.hpp>
@@ -43,7 +44,8 @@ namespace detail {
 template <class Clock>
 class LeaseIssuer {
  public:
-  virtual bool release_lease(std::string_view key, const Token& token) = 0;
+  /// `exact`: the caller wants to know whether the lease expired before this release.
+  virtual bool release_lease(std::string_view key, const Token& token, bool exact) = 0;
   virtual std::optional<Nanos> renew_lease(std::string_view key, const Token& token, Nanos ttl) = 0;
   virtual void start_keep_alive(std::shared_ptr<KeepAliveState> state) = 0;
   virtual void stop_keep_alive(const KeepAliveState* state) noexcept = 0;
@@ -67,7 +69,7 @@ class Lease {
   Lease(Lease&& other) noexcept { take(other); }
   Lease& operator=(Lease&& other) noexcept {
     if (this != &other) {
-      end(/*release=*/true);
+      end(/*release=*/true, /*exact=*/false);
       take(other);
     }
     return *this;
@@ -76,12 +78,13 @@ class Lease {
   Lease& operator=(const Lease&) = delete;
 
   /// Releases the lease if it is still held. Never throws.
-  ~Lease() { end(/*release=*/true); }
+  ~Lease() { end(/*release=*/true, /*exact=*/false); }
 
   /// True while this guard holds a grant (it may have expired meanwhile: see lost()).
   explicit operator bool() const noexcept { return issuer_ != nullptr; }
 
-  const std::string& key() const noexcept { return key_; }
+  /// The key this guard holds (empty for an empty guard).
+  std::string_view key() const noexcept { return key_.view(); }
   Mode mode() const noexcept { return mode_; }
   const Token& token() const noexcept { return token_; }
   /// Strictly greater than every fence given out for this key before this grant.
@@ -97,7 +100,7 @@ class Lease {
   [[nodiscard]] bool renew(duration ttl) {
     if (ttl <= duration::zero()) throw std::invalid_argument("leaselock: ttl must be > 0");
     if (!issuer_) return false;
-    auto expires_at = issuer_->renew_lease(key_, token_, detail::to_nanos(ttl));
+    auto expires_at = issuer_->renew_lease(key_.view(), token_, detail::to_nanos(ttl));
     if (!expires_at) return false;
     expires_at_ = *expires_at;
     if (keep_alive_) keep_alive_->expires_at.store(expires_at_);
@@ -107,13 +110,13 @@ class Lease {
   /// Releases the lease now and empties the guard. Returns true if it was still held
   /// (not expired) until this call; false if it had expired or the guard was empty.
   /// Never throws.
-  [[nodiscard]] bool release() noexcept { return end(/*release=*/true); }
+  [[nodiscard]] bool release() noexcept { return end(/*release=*/true, /*exact=*/true); }
 
   /// Empties the guard without releasing: the lease stays held until someone releases it
   /// with its key and token, or it expires. Returns the token (the zero token if empty).
   [[nodiscard]] Token detach() noexcept {
     const Token token = token_;
-    end(/*release=*/false);
+    end(/*release=*/false, /*exact=*/false);
     return token;
   }
 
@@ -126,7 +129,7 @@ class Lease {
     if (!issuer_) throw std::logic_error("leaselock: keep_alive on an empty lease");
     stop_keep_alive();
     auto state = std::make_shared<detail::KeepAliveState>();
-    state->key = key_;
+    state->key = std::string(key_.view());
     state->token = token_;
     state->mode = mode_;
     state->fence = fence_;
@@ -146,10 +149,10 @@ class Lease {
   template <class, class>
   friend class LockManager;
 
-  Lease(detail::LeaseIssuer<Clock>* issuer, std::string key, Mode mode, const Token& token,
+  Lease(detail::LeaseIssuer<Clock>* issuer, std::string_view key, Mode mode, const Token& token,
         std::uint64_t fence, detail::Nanos acquired_at, detail::Nanos expires_at, detail::Nanos ttl)
       : issuer_(issuer),
-        key_(std::move(key)),
+        key_(key),
         token_(token),
         mode_(mode),
         fence_(fence),
@@ -175,18 +178,20 @@ class Lease {
     issuer_->stop_keep_alive(keep_alive_.get());
   }
 
-  bool end(bool release) noexcept {
+  // Ends the guard; with `release`, releases the lease (see LeaseIssuer for `exact`).
+  bool end(bool release, bool exact) noexcept {
     if (!issuer_) return false;
     stop_keep_alive();
     bool released = false;
     if (release) {
       try {
-        released = issuer_->release_lease(key_, token_);
+        released = issuer_->release_lease(key_.view(), token_, exact);
       } catch (...) {
         // Out of memory while handing the key on: the lease still expires at its TTL.
       }
     }
     issuer_ = nullptr;
+    key_.clear();
     token_ = Token{};
     fence_ = 0;
     keep_alive_.reset();
@@ -194,7 +199,7 @@ class Lease {
   }
 
   detail::LeaseIssuer<Clock>* issuer_ = nullptr;
-  std::string key_;
+  detail::KeyBuffer key_;
   Token token_;
   Mode mode_ = Mode::exclusive;
   std::uint64_t fence_ = 0;

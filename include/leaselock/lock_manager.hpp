@@ -28,6 +28,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -84,10 +85,9 @@ class LockManager final : private detail::LeaseIssuer<Clock>, private detail::Re
   /// one try). Returns an empty Lease if it is still not available by then.
   [[nodiscard]] Lease try_acquire(std::string_view key, Mode mode, duration ttl,
                                   duration wait = duration::zero(), std::string_view owner = {}) {
+    if (wait <= duration::zero()) return take(key, mode, ttl, kOneTry, owner, kOneTry);
     const detail::Nanos now = detail::now_nanos(clock_);
-    const detail::Nanos deadline =
-        wait > duration::zero() ? detail::add_saturated(now, detail::to_nanos(wait)) : now;
-    return take(key, mode, ttl, deadline, owner, now);
+    return take(key, mode, ttl, detail::add_saturated(now, detail::to_nanos(wait)), owner, now);
   }
 
   /// Like try_acquire, with a deadline on the manager's clock instead of a wait.
@@ -130,7 +130,7 @@ class LockManager final : private detail::LeaseIssuer<Clock>, private detail::Re
   /// does not hold the key now (never did, released already, or expired).
   bool release(std::string_view key, const Token& token) {
     detail::validate_key(key);
-    return release_lease(key, token);
+    return release_lease(key, token, /*exact=*/true);
   }
 
   /// Extends the live lease `token` holds on `key` to now + ttl. Returns false if the
@@ -153,8 +153,8 @@ class LockManager final : private detail::LeaseIssuer<Clock>, private detail::Re
       if (holder && holder->expires_at > now) found = *holder;
     });
     if (!found) return Lease{};
-    return Lease(this, std::string(key), found->mode, token, found->fence, found->acquired_at,
-                 found->expires_at, found->expires_at - found->acquired_at);
+    return Lease(this, key, found->mode, token, found->fence, found->acquired_at, found->expires_at,
+                 found->expires_at - found->acquired_at);
   }
 
   /// The key's live holders and queue, or nullopt if nobody holds it now.
@@ -197,6 +197,9 @@ class LockManager final : private detail::LeaseIssuer<Clock>, private detail::Re
  private:
   using Grant = std::optional<detail::Grant>;
 
+  // take()'s deadline and start for "one try, no clock read needed before it".
+  static constexpr detail::Nanos kOneTry = std::numeric_limits<detail::Nanos>::min();
+
   // Acquisition, shared by every public form. `deadline` <= `now` means one try.
   Lease take(std::string_view key, Mode mode, duration ttl, detail::Nanos deadline,
              std::string_view owner, detail::Nanos now) {
@@ -230,7 +233,7 @@ class LockManager final : private detail::LeaseIssuer<Clock>, private detail::Re
              request.token, grant ? grant->fence : 0, owner, waited);
     }
     if (!grant) return Lease{};
-    return Lease(this, std::string(key), mode, request.token, grant->fence, grant->acquired_at,
+    return Lease(this, key, mode, request.token, grant->fence, grant->acquired_at,
                  grant->expires_at, request.ttl);
   }
 
@@ -239,7 +242,7 @@ class LockManager final : private detail::LeaseIssuer<Clock>, private detail::Re
     std::uint64_t ticket = 0;
     bool queued = false;
     try {
-      return backend_.wait_update(key, clock_, [&](detail::Record& record) {
+      return backend_.wait_update(key, request.token, clock_, [&](detail::Record& record) {
         using Step = detail::Step<Grant>;
         const detail::Nanos now = detail::now_nanos(clock_);
         if (!queued) {
@@ -315,7 +318,8 @@ class LockManager final : private detail::LeaseIssuer<Clock>, private detail::Re
 
   // --- detail::LeaseIssuer ------------------------------------------------------------
 
-  bool release_lease(std::string_view key, const Token& token) override {
+  // `exact`: tell a lease that expired from one released in time (reads the clock).
+  bool release_lease(std::string_view key, const Token& token, bool exact) override {
     Observer* const observer = observer_.load(std::memory_order_acquire);
     detail::ExpiredList expired;
     detail::ExpiredList* const sink = observer ? &expired : nullptr;
@@ -324,7 +328,8 @@ class LockManager final : private detail::LeaseIssuer<Clock>, private detail::Re
       if (observer) {
         if (const detail::Holder* holder = detail::find_holder(record, token)) released = *holder;
       }
-      return detail::release(record, token, detail::now_nanos(clock_), sink);
+      return detail::release(
+          record, token, [this] { return detail::now_nanos(clock_); }, exact || observer, sink);
     });
     if (observer) {
       report_expired(observer, key, expired);

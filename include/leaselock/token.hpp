@@ -1,6 +1,6 @@
 // leaselock/token.hpp — the secret that proves who holds a lease.
 //
-// Every grant gets a fresh 128-bit Token from a cryptographic generator (ChaCha20 keyed
+// Every grant gets a fresh 128-bit Token from a cryptographic generator (ChaCha12 keyed
 // from getrandom). Only the token can release or renew its lease, so hand it only to the
 // worker that owns the lease. It crosses process and request boundaries as 32 lowercase
 // hex characters: to_string() and parse().
@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <optional>
 #include <stdexcept>
@@ -26,15 +27,13 @@ class Token {
 
   /// A fresh unguessable token from the calling thread's CSPRNG (never the zero token).
   static Token generate() {
-    unsigned char bytes[16];
     for (;;) {
+      unsigned char bytes[16];
       detail::thread_generator().fill16(bytes);
-      std::uint64_t high = 0;
-      std::uint64_t low = 0;
-      for (int i = 0; i < 8; ++i) {
-        high = (high << 8) | bytes[i];
-        low = (low << 8) | bytes[8 + i];
-      }
+      std::uint64_t high;
+      std::uint64_t low;
+      std::memcpy(&high, bytes, 8);
+      std::memcpy(&low, bytes + 8, 8);
       if (high != 0 || low != 0) return Token{high, low};
     }
   }

@@ -4,9 +4,10 @@
 // its own mutex, so threads working on different keys rarely meet. Waiting threads sleep
 // on their own condition variable (detail::Parker) and are woken by the change they wait
 // for — a release, a grant made for them, a waiter ahead of them leaving — or at their
-// deadline or a blocker's expiry; nobody polls. A key that nobody holds or waits for is
-// removed from the table; each shard keeps at most kSpareRecords emptied records for
-// reuse, and the tables shrink as keys go, so memory follows the keys in use.
+// deadline or a blocker's expiry; nobody polls; only the threads a change concerns are
+// woken. A key that nobody holds or waits for is removed from the table — each shard
+// keeps its last kIdleRecords idle keys a while, and kSpareRecords emptied records, for
+// reuse — and the tables shrink as keys go, so memory follows the keys in use.
 //
 // Scope: one process. Leases do not survive it, and other processes do not see them
 // (use FileBackend for that). Read backends/backend.hpp for the interface it implements.
@@ -34,12 +35,16 @@
 #include <leaselock/detail/parker.hpp>
 #include <leaselock/detail/semantics.hpp>
 #include <leaselock/detail/time.hpp>
+#include <leaselock/token.hpp>
 
 namespace leaselock {
 
 class InProcessBackend {
  public:
-  /// Emptied records each shard keeps for reuse (so a hot key costs no allocation).
+  /// Idle records each shard keeps in its table, and emptied ones it keeps for reuse,
+  /// so that a hot key costs no allocation; memory for keys nobody holds is bounded by
+  /// shards x (kIdleRecords + kSpareRecords) records, however many keys come and go.
+  static constexpr std::size_t kIdleRecords = 4;
   static constexpr std::size_t kSpareRecords = 4;
   static constexpr std::size_t kDefaultShards = 64;
 
@@ -61,11 +66,11 @@ class InProcessBackend {
   }
 
   template <class Clock, class Fn>
-  auto wait_update(std::string_view key, const Clock& clock, Fn&& fn) {
+  auto wait_update(std::string_view key, const Token& waiter, const Clock& clock, Fn&& fn) {
     const std::uint64_t hash = detail::hash_bytes(key, state_->seed);
     Shard& shard = state_->shard_for(hash);
     detail::Parker& parker = detail::this_thread_parker();
-    Parked parked{&parker};
+    Parked parked{&parker, waiter};
     std::unique_lock<std::mutex> lock(shard.mutex);
     for (;;) {
       Node* node = shard.find_or_create(key, hash);
@@ -74,7 +79,7 @@ class InProcessBackend {
         return fn(node->record);
       }();
       if (step.result) return std::move(*step.result);
-      if (shard.find(key, hash) != node) continue;  // fn left nothing to wait in: retry
+      if (node->record.idle()) continue;  // fn left nothing to wait in: run it again
       parker.reset();
       node->link(parked);
       lock.unlock();
@@ -109,11 +114,13 @@ class InProcessBackend {
   }
 
   /// How many keys have a record now (held, expired but not yet cleaned, or waited for).
+  /// Idle records kept for reuse are not counted.
   std::size_t record_count() const {
     std::size_t count = 0;
     for (Shard& shard : state_->shards) {
       std::lock_guard<std::mutex> lock(shard.mutex);
       count += shard.count;
+      for (const Node* cached : shard.idle_cache) count -= cached && cached->record.idle();
     }
     return count;
   }
@@ -124,13 +131,16 @@ class InProcessBackend {
   // A thread parked on a node, in the node's intrusive list.
   struct Parked {
     detail::Parker* parker;
+    Token token;
     Node* node = nullptr;
     Parked* prev = nullptr;
     Parked* next = nullptr;
   };
 
-  struct Node {
+  // Cache-line aligned, so that two threads working on two keys never share a line.
+  struct alignas(64) Node {
     Node* next = nullptr;
+    bool in_idle_cache = false;
     std::uint64_t hash = 0;
     std::string key;
     detail::Record record;
@@ -151,15 +161,20 @@ class InProcessBackend {
       if (p.next) p.next->prev = p.prev;
       p.node = nullptr;
     }
-    // Wakes every parked thread; with `detach`, also forgets them (the node is going).
-    void wake_parked(bool detach) noexcept {
+    // Wakes the parked threads the change concerns (detail::should_wake).
+    void wake_concerned() noexcept {
+      for (Parked* p = parked; p; p = p->next)
+        if (detail::should_wake(record, p->token)) p->parker->unpark();
+    }
+    // Wakes and forgets every parked thread: the node is going.
+    void detach_parked() noexcept {
       for (Parked* p = parked; p;) {
         Parked* next = p->next;
-        if (detach) p->node = nullptr;
+        p->node = nullptr;
         p->parker->unpark();
         p = next;
       }
-      if (detach) parked = nullptr;
+      parked = nullptr;
     }
   };
 
@@ -171,6 +186,10 @@ class InProcessBackend {
     std::size_t count = 0;
     Node* spare = nullptr;
     std::size_t spare_count = 0;
+    // Records that went idle lately stay in the table (a hot key is not removed and
+    // re-made on every release); the oldest is removed when a newer one comes.
+    Node* idle_cache[kIdleRecords] = {};
+    std::size_t idle_next = 0;
     // Every fence this shard ever gave a key it has since dropped is <= fence_floor; a
     // key's records always live in the same shard, so its fences keep increasing.
     std::uint64_t fence_floor = 0;
@@ -197,7 +216,9 @@ class InProcessBackend {
 
     Node* find(std::string_view key, std::uint64_t hash) const noexcept {
       for (Node* node = buckets[slot(hash)]; node; node = node->next)
-        if (node->hash == hash && node->key == key) return node;
+        if (node->hash == hash && node->key.size() == key.size() &&
+            detail::same_bytes(node->key.data(), key.data(), key.size()))
+          return node;
       return nullptr;
     }
 
@@ -229,12 +250,17 @@ class InProcessBackend {
     }
 
     void drop(Node* node) noexcept {
+      if (node->in_idle_cache) {
+        for (Node*& cached : idle_cache)
+          if (cached == node) cached = nullptr;
+        node->in_idle_cache = false;
+      }
       Node** link = &buckets[slot(node->hash)];
       while (*link != node) link = &(*link)->next;
       *link = node->next;
       --count;
       fence_floor = std::max(fence_floor, node->record.last_fence);
-      node->wake_parked(/*detach=*/true);
+      node->detach_parked();
       if (spare_count < kSpareRecords && node->key.capacity() <= 256) {
         node->record.holders.clear();
         node->record.waiters.clear();
@@ -245,6 +271,18 @@ class InProcessBackend {
         delete node;
       }
       if (buckets.size() > kMinBuckets && count < buckets.size() / 8) rehash(buckets.size() / 2);
+    }
+
+    // A record went idle: keep it in the table for now, and drop the oldest idle one.
+    void retire(Node* node) noexcept {
+      if (node->in_idle_cache) return;
+      Node*& slot_ref = idle_cache[idle_next];
+      idle_next = (idle_next + 1) % kIdleRecords;
+      Node* oldest = std::exchange(slot_ref, node);
+      node->in_idle_cache = true;
+      if (!oldest) return;
+      oldest->in_idle_cache = false;
+      if (oldest->record.idle()) drop(oldest);
     }
 
     // Never throws from drop(): a failed shrink just keeps the larger table.
@@ -274,11 +312,8 @@ class InProcessBackend {
     Node* node;
     std::uint64_t version;
     ~Finisher() {
-      if (node->record.idle()) {
-        shard.drop(node);
-      } else if (node->record.version != version) {
-        node->wake_parked(/*detach=*/false);
-      }
+      if (node->record.version != version) node->wake_concerned();
+      if (node->record.idle()) shard.retire(node);
     }
   };
 

@@ -1,7 +1,9 @@
 // leaselock/detail/csprng.hpp — a fast per-thread cryptographic random generator.
 //
-// ChaCha20 in counter mode, keyed with 32 bytes from the operating system (getrandom),
-// with fast key erasure: every refill first replaces the key with fresh keystream, so a
+// ChaCha with 12 rounds in counter mode, keyed with 32 bytes from the operating system
+// (getrandom). Twelve rounds keep a wide margin over the best known attack (on 7 rounds)
+// at 60% of ChaCha20's cost.
+// Fast key erasure: every refill first replaces the key with fresh keystream, so a
 // memory dump never reveals tokens that were handed out before it. A refill makes
 // kBlocks blocks at once; the generator reseeds after fork(2) so a child never repeats
 // its parent's stream. One instance per thread: no locks on the hot path.
@@ -16,12 +18,70 @@
 
 namespace leaselock::detail {
 
-class ChaCha20Generator {
+/// Zeroes memory in a way the optimizer may not drop (the barrier says the zeroes may
+/// be read).
+inline void wipe(void* data, std::size_t size) noexcept {
+  std::memset(data, 0, size);
+  __asm__ __volatile__("" : : "r"(data) : "memory");
+}
+
+/// Four consecutive ChaCha blocks — block counters `counter` to `counter + 3` in state
+/// words 12-13, `nonce` in words 14-15 (the original 64/64 layout) — computed at once,
+/// one block per lane of a 4 x 32-bit vector (GCC/Clang vector extensions: SSE2 on
+/// x86-64, NEON on ARM, plain code elsewhere). The output is interleaved: word w of
+/// block l is out[w * 4 + l]; as random bytes, any fixed order is as good as another.
+template <int Rounds>
+void chacha_four_blocks(const std::uint32_t (&key)[8], std::uint64_t counter, std::uint64_t nonce,
+                        std::uint32_t* out) noexcept {
+  typedef std::uint32_t Vec __attribute__((vector_size(16)));
+  const auto rotl = [](Vec v, int bits) { return (v << bits) | (v >> (32 - bits)); };
+  const auto quarter_round = [&](Vec& a, Vec& b, Vec& c, Vec& d) {
+    a += b;
+    d = rotl(d ^ a, 16);
+    c += d;
+    b = rotl(b ^ c, 12);
+    a += b;
+    d = rotl(d ^ a, 8);
+    c += d;
+    b = rotl(b ^ c, 7);
+  };
+  static constexpr std::uint32_t kConstants[4] = {0x61707865u, 0x3320646eu, 0x79622d32u,
+                                                  0x6b206574u};
+  Vec input[16];
+  for (std::size_t w = 0; w < 4; ++w) input[w] = Vec{} + kConstants[w];
+  for (std::size_t w = 0; w < 8; ++w) input[4 + w] = Vec{} + key[w];
+  for (unsigned l = 0; l < 4; ++l) {
+    input[12][l] = static_cast<std::uint32_t>(counter + l);
+    input[13][l] = static_cast<std::uint32_t>((counter + l) >> 32);
+  }
+  input[14] = Vec{} + static_cast<std::uint32_t>(nonce);
+  input[15] = Vec{} + static_cast<std::uint32_t>(nonce >> 32);
+  Vec x[16];
+  for (std::size_t w = 0; w < 16; ++w) x[w] = input[w];
+  for (int double_round = 0; double_round < Rounds / 2; ++double_round) {
+    quarter_round(x[0], x[4], x[8], x[12]);
+    quarter_round(x[1], x[5], x[9], x[13]);
+    quarter_round(x[2], x[6], x[10], x[14]);
+    quarter_round(x[3], x[7], x[11], x[15]);
+    quarter_round(x[0], x[5], x[10], x[15]);
+    quarter_round(x[1], x[6], x[11], x[12]);
+    quarter_round(x[2], x[7], x[8], x[13]);
+    quarter_round(x[3], x[4], x[9], x[14]);
+  }
+  for (std::size_t w = 0; w < 16; ++w) {
+    const Vec sum = x[w] + input[w];
+    std::memcpy(out + w * 4, &sum, sizeof sum);
+  }
+  wipe(x, sizeof x);
+  wipe(input, sizeof input);
+}
+
+class ChaChaGenerator {
  public:
-  ChaCha20Generator() { reseed(); }
-  ChaCha20Generator(const ChaCha20Generator&) = delete;
-  ChaCha20Generator& operator=(const ChaCha20Generator&) = delete;
-  ~ChaCha20Generator() {
+  ChaChaGenerator() { reseed(); }
+  ChaChaGenerator(const ChaChaGenerator&) = delete;
+  ChaChaGenerator& operator=(const ChaChaGenerator&) = delete;
+  ~ChaChaGenerator() {
     wipe(buffer_, sizeof buffer_);
     wipe(key_, sizeof key_);
   }
@@ -37,55 +97,14 @@ class ChaCha20Generator {
   }
 
  private:
-  static constexpr std::size_t kBlocks = 8;
+  static constexpr int kRounds = 12;
+  static constexpr std::size_t kBlocks = 16;
   static constexpr std::size_t kWordsPerBlock = 16;
   static constexpr std::size_t kKeyBytes = 32;
 
-  static void wipe(void* data, std::size_t size) noexcept {
-    volatile unsigned char* bytes = static_cast<volatile unsigned char*>(data);
-    for (std::size_t i = 0; i < size; ++i) bytes[i] = 0;
-  }
-
-  static constexpr std::uint32_t rotl(std::uint32_t value, int bits) noexcept {
-    return (value << bits) | (value >> (32 - bits));
-  }
-
-  static void quarter_round(std::uint32_t* x, int a, int b, int c, int d) noexcept {
-    x[a] += x[b];
-    x[d] = rotl(x[d] ^ x[a], 16);
-    x[c] += x[d];
-    x[b] = rotl(x[b] ^ x[c], 12);
-    x[a] += x[b];
-    x[d] = rotl(x[d] ^ x[a], 8);
-    x[c] += x[d];
-    x[b] = rotl(x[b] ^ x[c], 7);
-  }
-
-  void block(std::uint32_t* out) noexcept {
-    std::uint32_t input[kWordsPerBlock] = {0x61707865u, 0x3320646eu, 0x79622d32u, 0x6b206574u};
-    std::memcpy(input + 4, key_, kKeyBytes);
-    input[12] = static_cast<std::uint32_t>(counter_);
-    input[13] = static_cast<std::uint32_t>(counter_ >> 32);
-    input[14] = 0;
-    input[15] = 0;
-    ++counter_;
-    std::uint32_t x[kWordsPerBlock];
-    std::memcpy(x, input, sizeof x);
-    for (int round = 0; round < 10; ++round) {
-      quarter_round(x, 0, 4, 8, 12);
-      quarter_round(x, 1, 5, 9, 13);
-      quarter_round(x, 2, 6, 10, 14);
-      quarter_round(x, 3, 7, 11, 15);
-      quarter_round(x, 0, 5, 10, 15);
-      quarter_round(x, 1, 6, 11, 12);
-      quarter_round(x, 2, 7, 8, 13);
-      quarter_round(x, 3, 4, 9, 14);
-    }
-    for (std::size_t i = 0; i < kWordsPerBlock; ++i) out[i] = x[i] + input[i];
-  }
-
   void refill() noexcept {
-    for (std::size_t b = 0; b < kBlocks; ++b) block(buffer_ + b * kWordsPerBlock);
+    for (std::size_t b = 0; b < kBlocks; b += 4, counter_ += 4)
+      chacha_four_blocks<kRounds>(key_, counter_, 0, buffer_ + b * kWordsPerBlock);
     // Fast key erasure: the first 32 bytes become the next key and are never handed out.
     std::memcpy(key_, buffer_, kKeyBytes);
     wipe(buffer_, kKeyBytes);
@@ -100,15 +119,15 @@ class ChaCha20Generator {
   }
 
   std::uint32_t buffer_[kBlocks * kWordsPerBlock] = {};
-  std::uint32_t key_[kKeyBytes / 4] = {};
+  std::uint32_t key_[8] = {};
   std::uint64_t counter_ = 0;
   std::size_t used_ = sizeof buffer_;
   unsigned long generation_ = 0;
 };
 
 /// The calling thread's generator.
-inline ChaCha20Generator& thread_generator() {
-  thread_local ChaCha20Generator generator;
+inline ChaChaGenerator& thread_generator() {
+  thread_local ChaChaGenerator generator;
   return generator;
 }
 

@@ -115,21 +115,19 @@ inline bool admits(const Record& record, Mode mode) noexcept {
 
 inline Grant add_holder(Record& record, const Token& token, Mode mode, Nanos ttl,
                         std::string_view owner, Nanos now) {
-  // Reserve first so that nothing below can throw after the fence is taken.
-  record.holders.reserve(record.holders.size() + 1);
-  Holder& holder = record.holders.emplace_back();
-  try {
-    holder.owner.assign(owner.data(), owner.size());
-  } catch (...) {
-    record.holders.pop_back();
-    throw;
-  }
+  // Build it apart first: if copying the owner or growing the vector throws, the record
+  // is as it was (no fence taken).
+  Holder holder;
+  holder.owner.assign(owner.data(), owner.size());
   holder.token = token;
   holder.mode = mode;
-  holder.fence = ++record.last_fence;
+  holder.fence = record.last_fence + 1;
   holder.acquired_at = now;
   holder.expires_at = add_saturated(now, ttl);
-  return Grant{holder.fence, holder.acquired_at, holder.expires_at};
+  const Grant grant{holder.fence, holder.acquired_at, holder.expires_at};
+  record.holders.push_back(std::move(holder));
+  record.last_fence = grant.fence;
+  return grant;
 }
 
 /// Grants queued requests from the head of the queue for as long as they fit.
@@ -225,20 +223,40 @@ inline Poll poll(Record& record, std::uint64_t& ticket, const Request& request, 
 /// Outcome of a release.
 enum class Released { released, expired, not_held };
 
-/// Ends the lease with `token`. A lease whose TTL already ran out is removed too, but
-/// reported as expired: it was not held until now.
-inline Released release(Record& record, const Token& token, Nanos now, ExpiredList* expired) {
+/// Ends the lease with `token`; `now()` gives the current time and is called at most
+/// once, only when the outcome depends on it. With `exact`, a lease whose TTL already
+/// ran out is removed too but reported as expired (it was not held until now); without,
+/// a lease still on record counts as released — for callers that ignore the answer (a
+/// guard's destructor), so that a release with nobody else around reads no clock.
+template <class Now>
+Released release(Record& record, const Token& token, Now&& now, bool exact, ExpiredList* expired) {
   auto& holders = record.holders;
   const auto it = std::find_if(holders.begin(), holders.end(),
                                [&](const Holder& h) { return h.token == token; });
   if (it == holders.end()) return Released::not_held;
-  const bool lapsed = it->expires_at <= now;
+  const bool others = holders.size() > 1 || !record.waiters.empty();
+  const Nanos when = exact || others || expired ? now() : 0;
+  const bool lapsed = (exact || expired) && it->expires_at <= when;
   if (lapsed && expired) expired->push_back(std::move(*it));
   if (it + 1 != holders.end()) *it = std::move(holders.back());
   holders.pop_back();
   ++record.version;
-  refresh(record, now, expired);
-  return lapsed ? Released::expired : Released::released;
+  if (others) refresh(record, when, expired);
+  return lapsed && exact ? Released::expired : Released::released;
+}
+
+/// release() at a known time, answering exactly.
+inline Released release(Record& record, const Token& token, Nanos now, ExpiredList* expired) {
+  return release(
+      record, token, [now] { return now; }, /*exact=*/true, expired);
+}
+
+/// Whether a thread waiting with `token` must be woken after the record changed: when
+/// its request was granted, or when it is now first in the queue (the head is the one
+/// that watches the holders' expiry; everyone behind it waits for it to move).
+inline bool should_wake(const Record& record, const Token& token) noexcept {
+  if (!record.waiters.empty() && record.waiters.front().token == token) return true;
+  return find_holder(record, token) != nullptr;
 }
 
 /// Extends (or shortens) the live lease with `token` to expire at now + ttl. Returns the
