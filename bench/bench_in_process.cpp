@@ -679,7 +679,7 @@ int main(int argc, char** argv) {
     };
     return ns_per_op(op, s);
   });
-  row("6. Token::generate() (ChaCha20, per thread)", ns(mt_pair.ma()), "std::mt19937_64, two draws",
+  row("6. Token::generate() (ChaCha12, per thread)", ns(mt_pair.ma()), "std::mt19937_64, two draws",
       ns(mt_pair.mb()), mt_pair.ma() / mt_pair.mb(), "—", spread(mt_pair.a));
   const Pair syscall_pair = interleaved(cfg, token_ns, [&] {
     auto op = [] {

@@ -137,8 +137,7 @@ class InProcessBackend {
     Parked* next = nullptr;
   };
 
-  // Cache-line aligned, so that two threads working on two keys never share a line.
-  struct alignas(64) Node {
+  struct Node {
     Node* next = nullptr;
     bool in_idle_cache = false;
     std::uint64_t hash = 0;
