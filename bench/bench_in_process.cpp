@@ -396,10 +396,10 @@ struct Memory {
 std::vector<std::string> make_keys(std::size_t n) {
   std::vector<std::string> keys;
   keys.reserve(n);
-  char buffer[32];
   for (std::size_t i = 0; i < n; ++i) {
-    std::snprintf(buffer, sizeof buffer, "repo/src/k%07zu.cpp", i);  // 21 chars
-    keys.emplace_back(buffer);
+    std::string number = std::to_string(i);
+    if (number.size() < 7) number.insert(0, 7 - number.size(), '0');
+    keys.push_back("repo/src/k" + number + ".cpp");  // 21 chars for i < 10^7
   }
   return keys;
 }

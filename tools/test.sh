@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tools/test.sh — leaselock's whole test run, from a fresh Debian/Ubuntu machine.
 #
-#   ./tools/test.sh                 # formatting + presets debug asan tsan clang-cxx20 gcc-cxx20
+#   ./tools/test.sh                 # formatting + presets debug asan tsan clang clang-cxx20 gcc-cxx20
 #   ./tools/test.sh --quick         # formatting + the debug preset only
 #   ./tools/test.sh tsan clang      # formatting + the presets named (see CMakePresets.json)
 #
@@ -13,7 +13,7 @@ set -u -o pipefail
 
 cd "$(dirname "$0")/.." || exit 2
 
-all_presets=(debug asan tsan clang-cxx20 gcc-cxx20)
+all_presets=(debug asan tsan clang clang-cxx20 gcc-cxx20)
 presets=()
 for arg in "$@"; do
   case "$arg" in

@@ -342,6 +342,13 @@ class LockManager final : private detail::LeaseIssuer<Clock>, private detail::Re
 
   std::optional<detail::Nanos> renew_lease(std::string_view key, const Token& token,
                                            detail::Nanos ttl) override {
+    return renew_and_report(key, token, ttl, nullptr);
+  }
+
+  // Renews; stores the new expiry in `*expiry` (if given) before the observer hears of it.
+  std::optional<detail::Nanos> renew_and_report(std::string_view key, const Token& token,
+                                                detail::Nanos ttl,
+                                                std::atomic<detail::Nanos>* expiry) {
     Observer* const observer = observer_.load(std::memory_order_acquire);
     detail::ExpiredList expired;
     detail::ExpiredList* const sink = observer ? &expired : nullptr;
@@ -351,6 +358,7 @@ class LockManager final : private detail::LeaseIssuer<Clock>, private detail::Re
       if (result && observer) renewed = *detail::find_holder(record, token);
       return result;
     });
+    if (expires_at && expiry) expiry->store(*expires_at, std::memory_order_release);
     if (observer) {
       report_expired(observer, key, expired);
       if (renewed)
@@ -376,8 +384,8 @@ class LockManager final : private detail::LeaseIssuer<Clock>, private detail::Re
 
   // --- detail::RenewTarget ------------------------------------------------------------
 
-  std::optional<detail::Nanos> renew_for_keep_alive(const detail::KeepAliveState& state) override {
-    return renew_lease(state.key, state.token, state.ttl);
+  std::optional<detail::Nanos> renew_for_keep_alive(detail::KeepAliveState& state) override {
+    return renew_and_report(state.key, state.token, state.ttl, &state.expires_at);
   }
 
   void report_lost(const detail::KeepAliveState& state) noexcept override {

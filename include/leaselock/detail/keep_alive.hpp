@@ -44,7 +44,8 @@ struct KeepAliveState {
 /// What the Renewer needs from its manager.
 class RenewTarget {
  public:
-  virtual std::optional<Nanos> renew_for_keep_alive(const KeepAliveState& state) = 0;
+  /// Renews the lease, stores its new expiry in `state`, then tells the observer.
+  virtual std::optional<Nanos> renew_for_keep_alive(KeepAliveState& state) = 0;
   virtual void report_lost(const KeepAliveState& state) noexcept = 0;
 
  protected:
@@ -118,10 +119,7 @@ class Renewer {
       lock.unlock();
       bool lost = false;
       try {
-        if (auto expires_at = target_.renew_for_keep_alive(*state))
-          state->expires_at.store(*expires_at, std::memory_order_release);
-        else
-          lost = true;
+        lost = !target_.renew_for_keep_alive(*state);
       } catch (...) {
         // A renewal that could not run (out of memory) is retried at the next interval;
         // if the lease lapses meanwhile, that renewal reports it lost.
