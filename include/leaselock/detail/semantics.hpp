@@ -117,15 +117,9 @@ inline Grant add_holder(Record& record, const Token& token, Mode mode, Nanos ttl
                         std::string_view owner, Nanos now) {
   // Build it apart first: if copying the owner or growing the vector throws, the record
   // is as it was (no fence taken).
-  Holder holder;
-  holder.owner.assign(owner.data(), owner.size());
-  holder.token = token;
-  holder.mode = mode;
-  holder.fence = record.last_fence + 1;
-  holder.acquired_at = now;
-  holder.expires_at = add_saturated(now, ttl);
-  const Grant grant{holder.fence, holder.acquired_at, holder.expires_at};
-  record.holders.push_back(std::move(holder));
+  const Grant grant{record.last_fence + 1, now, add_saturated(now, ttl)};
+  record.holders.push_back(
+      Holder{token, mode, grant.fence, grant.acquired_at, grant.expires_at, std::string(owner)});
   record.last_fence = grant.fence;
   return grant;
 }
