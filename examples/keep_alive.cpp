@@ -12,20 +12,20 @@ int main() {
   using namespace std::chrono_literals;
   leaselock::local_lock_manager locks;
 
-  auto lease = locks.try_acquire("index/rebuild", leaselock::Mode::exclusive, 300ms);
+  auto lease = locks.try_acquire("index/rebuild", leaselock::Mode::exclusive, 600ms);
   if (!lease) return 1;
   std::atomic<bool> told_lost{false};
-  lease.keep_alive([&] { told_lost = true; }, 100ms);  // renew every 100 ms for 300 ms
+  lease.keep_alive([&] { told_lost = true; }, 150ms);  // renew every 150 ms for 600 ms
 
-  // The job runs for 1 s — more than three TTLs — writing one chunk every 50 ms.
+  // The job runs for 1.5 s — more than two TTLs — writing one chunk every 50 ms.
   int chunks = 0;
-  const auto job_end = std::chrono::steady_clock::now() + 1s;
+  const auto job_end = std::chrono::steady_clock::now() + 1500ms;
   while (std::chrono::steady_clock::now() < job_end && !lease.lost()) {
     ++chunks;
     std::this_thread::sleep_for(50ms);
   }
   const bool held_through = !lease.lost() && locks.status("index/rebuild").has_value();
-  std::printf("job wrote %d chunks over 1 s under a 300 ms lease: %s\n", chunks,
+  std::printf("job wrote %d chunks over 1.5 s under a 600 ms lease: %s\n", chunks,
               held_through ? "still held" : "LOST");
 
   // An operator frees the key by token; the keep-alive notices at its next renewal.
