@@ -6,6 +6,8 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <cstring>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -32,12 +34,34 @@ namespace detail {
   throw std::invalid_argument("leaselock: " + what);
 }
 
+/// True if any byte of `bytes` is NUL; 8 bytes per step (a word has a zero byte exactly
+/// when (w - 0x01..01) & ~w & 0x80..80 is not zero).
+inline bool contains_nul(std::string_view bytes) noexcept {
+  constexpr std::uint64_t ones = 0x0101010101010101ull;
+  constexpr std::uint64_t highs = 0x8080808080808080ull;
+  const auto has_zero = [](std::uint64_t w) { return ((w - ones) & ~w & highs) != 0; };
+  const char* p = bytes.data();
+  const std::size_t size = bytes.size();
+  if (size < 8) {
+    for (std::size_t i = 0; i < size; ++i)
+      if (p[i] == '\0') return true;
+    return false;
+  }
+  std::uint64_t word;
+  for (std::size_t i = 0; i + 8 <= size; i += 8) {
+    std::memcpy(&word, p + i, 8);
+    if (has_zero(word)) return true;
+  }
+  std::memcpy(&word, p + size - 8, 8);  // the tail, overlapping what came before
+  return has_zero(word);
+}
+
 inline void validate_key(std::string_view key) {
   if (key.empty()) throw_invalid("key is empty");
   if (key.size() > max_key_size)
     throw_invalid("key is " + std::to_string(key.size()) + " bytes, over the limit of " +
                   std::to_string(max_key_size));
-  if (key.find('\0') != std::string_view::npos) throw_invalid("key contains a NUL byte");
+  if (contains_nul(key)) throw_invalid("key contains a NUL byte");
 }
 
 inline void validate_owner(std::string_view owner) {

@@ -33,7 +33,7 @@ class KeyBuffer {
   void assign(std::string_view key) {
     if (key.size() <= kInline) {
       heap_.reset();
-      if (!key.empty()) std::memcpy(inline_, key.data(), key.size());
+      copy_short(inline_, key.data(), key.size());
     } else {
       auto heap = std::make_unique<char[]>(key.size());
       std::memcpy(heap.get(), key.data(), key.size());
@@ -51,7 +51,18 @@ class KeyBuffer {
   void take(KeyBuffer& other) noexcept {
     heap_ = std::move(other.heap_);
     size_ = std::exchange(other.size_, 0);
-    if (!heap_ && size_) std::memcpy(inline_, other.inline_, size_);
+    if (!heap_) copy_short(inline_, other.inline_, size_);
+  }
+
+  // Copies up to kInline bytes with fixed-size moves (the sizes the compiler sees are
+  // constants, so no call to memcpy): whole words, then the last 8 bytes overlapping.
+  static void copy_short(char* to, const char* from, std::size_t size) noexcept {
+    if (size >= 8) {
+      for (std::size_t i = 0; i + 8 <= size; i += 8) std::memcpy(to + i, from + i, 8);
+      std::memcpy(to + size - 8, from + size - 8, 8);
+    } else {
+      for (std::size_t i = 0; i < size; ++i) to[i] = from[i];
+    }
   }
 
   std::unique_ptr<char[]> heap_;
