@@ -3,6 +3,7 @@
 
 using namespace std::chrono_literals;
 using leaselock::Mode;
+using leaselock::Token;
 
 TEST_CASE("a key with no holder and no waiter has no record") {
   test::Harness<test::InProcessSetup> h;
@@ -57,4 +58,47 @@ TEST_CASE("fences keep increasing for a key dropped and recreated many times") {
     last = lease.fence();
   }
   CHECK(h.locks.backend().record_count() == 0);
+}
+
+TEST_CASE("a lease's record stays valid while the lease lives, whatever happens to the key") {
+  // One shard, so that other keys evict this key's idle record from the cache.
+  leaselock::ManualClock clock;
+  leaselock::LockManager<leaselock::ManualClock, leaselock::InProcessBackend> locks{
+      leaselock::InProcessBackend(1), clock};
+  auto lease = locks.try_acquire("pinned", Mode::exclusive, 10s);
+  REQUIRE(lease);
+  clock.advance(10s);
+  {
+    auto taker = locks.try_acquire("pinned", Mode::exclusive, 10s);  // purges the lapsed lease
+    REQUIRE(taker);
+  }  // "pinned" is idle now, and cached
+  std::vector<decltype(locks)::Lease> others;
+  for (int i = 0; i < 2 * static_cast<int>(leaselock::InProcessBackend::kIdleRecords); ++i) {
+    auto other = locks.try_acquire("other-" + std::to_string(i), Mode::shared, 10s);
+    REQUIRE(other);
+  }  // each went idle in turn and pushed older idle records out of the cache
+  CHECK_FALSE(lease.renew(10s));  // through its handle: the record must still be there
+  CHECK_FALSE(lease.release());   // lapsed and taken: not held until now
+  CHECK(locks.backend().record_count() == 0);
+  auto again = locks.try_acquire("pinned", Mode::exclusive, 10s);
+  REQUIRE(again);
+  CHECK(again.fence() == 3);
+}
+
+TEST_CASE("detaching or adopting a lease keeps the record's pins balanced") {
+  test::Harness<test::InProcessSetup> h;
+  Token token;
+  {
+    auto lease = h.locks.try_acquire("k", Mode::exclusive, 10s);
+    token = lease.detach();
+  }
+  {
+    auto adopted = h.locks.adopt("k", token);
+    REQUIRE(adopted);
+    CHECK(adopted.renew(10s));
+  }  // released through the adopted guard's handle
+  CHECK_FALSE(h.locks.status("k"));
+  CHECK(h.locks.backend().record_count() == 0);
+  auto lease = h.locks.try_acquire("k", Mode::exclusive, 10s);
+  CHECK(lease);
 }

@@ -30,6 +30,7 @@
 #include <utility>
 #include <vector>
 
+#include <leaselock/backends/backend.hpp>
 #include <leaselock/detail/keep_alive.hpp>
 #include <leaselock/detail/key_buffer.hpp>
 #include <leaselock/detail/time.hpp>
@@ -45,8 +46,13 @@ template <class Clock>
 class LeaseIssuer {
  public:
   /// `exact`: the caller wants to know whether the lease expired before this release.
-  virtual bool release_lease(std::string_view key, const Token& token, bool exact) = 0;
-  virtual std::optional<Nanos> renew_lease(std::string_view key, const Token& token, Nanos ttl) = 0;
+  /// `handle`: the backend's pinned record for the lease (unpinned by the release), or
+  /// null to look the key up.
+  virtual bool release_lease(std::string_view key, const Token& token, bool exact,
+                             BackendHandle handle) = 0;
+  virtual std::optional<Nanos> renew_lease(std::string_view key, const Token& token, Nanos ttl,
+                                           BackendHandle handle) = 0;
+  virtual void unpin(BackendHandle handle) noexcept = 0;
   virtual void start_keep_alive(std::shared_ptr<KeepAliveState> state) = 0;
   virtual void stop_keep_alive(const KeepAliveState* state) noexcept = 0;
 
@@ -100,7 +106,7 @@ class Lease {
   [[nodiscard]] bool renew(duration ttl) {
     if (ttl <= duration::zero()) throw std::invalid_argument("leaselock: ttl must be > 0");
     if (!issuer_) return false;
-    auto expires_at = issuer_->renew_lease(key_.view(), token_, detail::to_nanos(ttl));
+    auto expires_at = issuer_->renew_lease(key_.view(), token_, detail::to_nanos(ttl), handle_);
     if (!expires_at) return false;
     expires_at_ = *expires_at;
     if (keep_alive_) keep_alive_->expires_at.store(expires_at_);
@@ -149,9 +155,11 @@ class Lease {
   template <class, class>
   friend class LockManager;
 
-  Lease(detail::LeaseIssuer<Clock>* issuer, std::string_view key, Mode mode, const Token& token,
-        std::uint64_t fence, detail::Nanos acquired_at, detail::Nanos expires_at, detail::Nanos ttl)
+  Lease(detail::LeaseIssuer<Clock>* issuer, detail::BackendHandle handle, std::string_view key,
+        Mode mode, const Token& token, std::uint64_t fence, detail::Nanos acquired_at,
+        detail::Nanos expires_at, detail::Nanos ttl)
       : issuer_(issuer),
+        handle_(handle),
         key_(key),
         token_(token),
         mode_(mode),
@@ -162,6 +170,7 @@ class Lease {
 
   void take(Lease& other) noexcept {
     issuer_ = std::exchange(other.issuer_, nullptr);
+    handle_ = std::exchange(other.handle_, nullptr);
     key_ = std::move(other.key_);
     token_ = std::exchange(other.token_, Token{});
     mode_ = other.mode_;
@@ -185,12 +194,15 @@ class Lease {
     bool released = false;
     if (release) {
       try {
-        released = issuer_->release_lease(key_.view(), token_, exact);
+        released = issuer_->release_lease(key_.view(), token_, exact, handle_);
       } catch (...) {
         // Out of memory while handing the key on: the lease still expires at its TTL.
       }
+    } else if (handle_) {
+      issuer_->unpin(handle_);
     }
     issuer_ = nullptr;
+    handle_ = nullptr;
     key_.clear();
     token_ = Token{};
     fence_ = 0;
@@ -199,6 +211,7 @@ class Lease {
   }
 
   detail::LeaseIssuer<Clock>* issuer_ = nullptr;
+  detail::BackendHandle handle_ = nullptr;
   detail::KeyBuffer key_;
   Token token_;
   Mode mode_ = Mode::exclusive;

@@ -130,7 +130,7 @@ class LockManager final : private detail::LeaseIssuer<Clock>, private detail::Re
   /// does not hold the key now (never did, released already, or expired).
   bool release(std::string_view key, const Token& token) {
     detail::validate_key(key);
-    return release_lease(key, token, /*exact=*/true);
+    return release_lease(key, token, /*exact=*/true, nullptr);
   }
 
   /// Extends the live lease `token` holds on `key` to now + ttl. Returns false if the
@@ -138,23 +138,25 @@ class LockManager final : private detail::LeaseIssuer<Clock>, private detail::Re
   bool renew(std::string_view key, const Token& token, duration ttl) {
     detail::validate_key(key);
     detail::validate_ttl(ttl);
-    return renew_lease(key, token, detail::to_nanos(ttl)).has_value();
+    return renew_lease(key, token, detail::to_nanos(ttl), nullptr).has_value();
   }
 
   /// A guard for a lease that `token` holds on `key` now (for example one detached in
   /// another request); an empty Lease if it does not.
   [[nodiscard]] Lease adopt(std::string_view key, const Token& token) {
     detail::validate_key(key);
-    const detail::Nanos now = detail::now_nanos(clock_);
-    std::optional<detail::Holder> found;
-    backend_.read(key, [&](const detail::Record* record) {
-      if (!record) return;
-      const detail::Holder* holder = detail::find_holder(*record, token);
-      if (holder && holder->expires_at > now) found = *holder;
-    });
+    detail::BackendHandle handle = nullptr;
+    const std::optional<detail::Holder> found = backend_.update(
+        key,
+        [&](detail::Record& record) -> std::optional<detail::Holder> {
+          const detail::Holder* holder = detail::find_holder(record, token);
+          if (!holder || holder->expires_at <= detail::now_nanos(clock_)) return std::nullopt;
+          return *holder;
+        },
+        &handle);
     if (!found) return Lease{};
-    return Lease(this, key, found->mode, token, found->fence, found->acquired_at, found->expires_at,
-                 found->expires_at - found->acquired_at);
+    return Lease(this, handle, key, found->mode, token, found->fence, found->acquired_at,
+                 found->expires_at, found->expires_at - found->acquired_at);
   }
 
   /// The key's live holders and queue, or nullopt if nobody holds it now.
@@ -216,14 +218,18 @@ class LockManager final : private detail::LeaseIssuer<Clock>, private detail::Re
     detail::ExpiredList* const sink = observer ? &expired : nullptr;
 
     Grant grant;
+    detail::BackendHandle handle = nullptr;
     if (deadline <= now) {
       // The clock is read under the backend's lock so that acquired_at is the moment of
       // the grant, after any release it follows.
-      grant = backend_.update(key, [&](detail::Record& record) {
-        return detail::try_grant(record, request, detail::now_nanos(clock_), sink);
-      });
+      grant = backend_.update(
+          key,
+          [&](detail::Record& record) {
+            return detail::try_grant(record, request, detail::now_nanos(clock_), sink);
+          },
+          &handle);
     } else {
-      grant = wait_for_grant(key, request, deadline, sink);
+      grant = wait_for_grant(key, request, deadline, sink, &handle);
     }
 
     if (observer) {
@@ -233,32 +239,36 @@ class LockManager final : private detail::LeaseIssuer<Clock>, private detail::Re
              request.token, grant ? grant->fence : 0, owner, waited);
     }
     if (!grant) return Lease{};
-    return Lease(this, key, mode, request.token, grant->fence, grant->acquired_at,
+    return Lease(this, handle, key, mode, request.token, grant->fence, grant->acquired_at,
                  grant->expires_at, request.ttl);
   }
 
   Grant wait_for_grant(std::string_view key, const detail::Request& request, detail::Nanos deadline,
-                       detail::ExpiredList* sink) {
+                       detail::ExpiredList* sink, detail::BackendHandle* handle) {
     std::uint64_t ticket = 0;
     bool queued = false;
     try {
-      return backend_.wait_update(key, request.token, clock_, [&](detail::Record& record) {
-        using Step = detail::Step<Grant>;
-        const detail::Nanos now = detail::now_nanos(clock_);
-        if (!queued) {
-          if (auto grant = detail::try_grant(record, request, now, sink)) return Step::done(grant);
-          if (now >= deadline) return Step::done(std::nullopt);
-          ticket = detail::enqueue(record, request, deadline);
-          queued = true;
-        }
-        const detail::Poll poll = detail::poll(record, ticket, request, deadline, now, sink);
-        switch (poll.kind) {
-          case detail::Poll::granted: return Step::done(poll.grant);
-          case detail::Poll::timed_out: return Step::done(std::nullopt);
-          case detail::Poll::waiting: break;
-        }
-        return Step::sleep_until(poll.wake_at);
-      });
+      return backend_.wait_update(
+          key, request.token, clock_,
+          [&](detail::Record& record) {
+            using Step = detail::Step<Grant>;
+            const detail::Nanos now = detail::now_nanos(clock_);
+            if (!queued) {
+              if (auto grant = detail::try_grant(record, request, now, sink))
+                return Step::done(grant);
+              if (now >= deadline) return Step::done(std::nullopt);
+              ticket = detail::enqueue(record, request, deadline);
+              queued = true;
+            }
+            const detail::Poll poll = detail::poll(record, ticket, request, deadline, now, sink);
+            switch (poll.kind) {
+              case detail::Poll::granted: return Step::done(poll.grant);
+              case detail::Poll::timed_out: return Step::done(std::nullopt);
+              case detail::Poll::waiting: break;
+            }
+            return Step::sleep_until(poll.wake_at);
+          },
+          handle);
     } catch (...) {
       // Leave nothing behind: not our place in the queue, nor a grant made meanwhile.
       if (queued) {
@@ -319,18 +329,21 @@ class LockManager final : private detail::LeaseIssuer<Clock>, private detail::Re
   // --- detail::LeaseIssuer ------------------------------------------------------------
 
   // `exact`: tell a lease that expired from one released in time (reads the clock).
-  bool release_lease(std::string_view key, const Token& token, bool exact) override {
+  bool release_lease(std::string_view key, const Token& token, bool exact,
+                     detail::BackendHandle handle) override {
     Observer* const observer = observer_.load(std::memory_order_acquire);
     detail::ExpiredList expired;
     detail::ExpiredList* const sink = observer ? &expired : nullptr;
     std::optional<detail::Holder> released;
-    const detail::Released outcome = backend_.update(key, [&](detail::Record& record) {
+    const auto release = [&](detail::Record& record) {
       if (observer) {
         if (const detail::Holder* holder = detail::find_holder(record, token)) released = *holder;
       }
       return detail::release(
           record, token, [this] { return detail::now_nanos(clock_); }, exact || observer, sink);
-    });
+    };
+    const detail::Released outcome =
+        handle ? backend_.update(handle, release, /*unpin=*/true) : backend_.update(key, release);
     if (observer) {
       report_expired(observer, key, expired);
       if (outcome == detail::Released::released && released)
@@ -341,23 +354,29 @@ class LockManager final : private detail::LeaseIssuer<Clock>, private detail::Re
   }
 
   std::optional<detail::Nanos> renew_lease(std::string_view key, const Token& token,
-                                           detail::Nanos ttl) override {
-    return renew_and_report(key, token, ttl, nullptr);
+                                           detail::Nanos ttl,
+                                           detail::BackendHandle handle) override {
+    return renew_and_report(key, token, ttl, handle, nullptr);
   }
 
-  // Renews; stores the new expiry in `*expiry` (if given) before the observer hears of it.
+  void unpin(detail::BackendHandle handle) noexcept override { backend_.unpin(handle); }
+
+  // Renews (through `handle` if not null); stores the new expiry in `*expiry` (if given)
+  // before the observer hears of it.
   std::optional<detail::Nanos> renew_and_report(std::string_view key, const Token& token,
-                                                detail::Nanos ttl,
+                                                detail::Nanos ttl, detail::BackendHandle handle,
                                                 std::atomic<detail::Nanos>* expiry) {
     Observer* const observer = observer_.load(std::memory_order_acquire);
     detail::ExpiredList expired;
     detail::ExpiredList* const sink = observer ? &expired : nullptr;
     std::optional<detail::Holder> renewed;
-    const auto expires_at = backend_.update(key, [&](detail::Record& record) {
+    const auto renew = [&](detail::Record& record) {
       auto result = detail::renew(record, token, ttl, detail::now_nanos(clock_), sink);
       if (result && observer) renewed = *detail::find_holder(record, token);
       return result;
-    });
+    };
+    const auto expires_at =
+        handle ? backend_.update(handle, renew, /*unpin=*/false) : backend_.update(key, renew);
     if (expires_at && expiry) expiry->store(*expires_at, std::memory_order_release);
     if (observer) {
       report_expired(observer, key, expired);
@@ -385,7 +404,7 @@ class LockManager final : private detail::LeaseIssuer<Clock>, private detail::Re
   // --- detail::RenewTarget ------------------------------------------------------------
 
   std::optional<detail::Nanos> renew_for_keep_alive(detail::KeepAliveState& state) override {
-    return renew_and_report(state.key, state.token, state.ttl, &state.expires_at);
+    return renew_and_report(state.key, state.token, state.ttl, nullptr, &state.expires_at);
   }
 
   void report_lost(const detail::KeepAliveState& state) noexcept override {

@@ -6,18 +6,29 @@
 // comes. It never decides who gets a lock. A type B is a Backend when it offers:
 //
 //   template <class Fn> auto update(std::string_view key, Fn&& fn);
+//   template <class Fn> auto update(std::string_view key, Fn&& fn,
+//                                   detail::BackendHandle* pin);
 //       Runs fn(detail::Record&) with exclusive access to key's record (a blank record
 //       whose last_fence is at least every fence this storage ever gave the key, if none
 //       is stored) and stores the result atomically; returns what fn returns. A record
 //       left idle() is dropped. If fn moved record.version, the key's waiters are woken.
 //       If fn throws, whatever it already changed is kept consistent and stored.
+//       With `pin`, and a result that converts to true (a grant), *pin receives a handle
+//       to the record that stays valid until unpinned: a lease keeps it, so that its
+//       release and renewal need not look the key up again.
+//
+//   template <class Fn> auto update(detail::BackendHandle handle, Fn&& fn, bool unpin);
+//       update() on the pinned record; with `unpin`, gives the pin back first.
+//
+//   void unpin(detail::BackendHandle handle) noexcept;
 //
 //   template <class Clock, class Fn> auto wait_update(std::string_view key,
-//                                                     const Clock& clock, Fn&& fn);
+//       const Token& waiter, const Clock& clock, Fn&& fn, detail::BackendHandle* pin);
 //       fn returns detail::Step<R>. Runs fn like update(); while fn returns a step with
-//       no result, sleeps until the key's record changes (version moves) or until the
-//       step's wake_at on `clock` (detail::park_until), then runs fn again. Returns the
-//       first result. A change between fn's decision and the sleep is never missed.
+//       no result, sleeps until a change to the key's record concerns the waiter
+//       (detail::should_wake) or until the step's wake_at on `clock`
+//       (detail::park_until), then runs fn again. Returns the first result, pinned as
+//       update() does. A change between fn's decision and the sleep is never missed.
 //
 //   template <class Fn> void read(std::string_view key, Fn&& fn) const;
 //       fn(const detail::Record*) on a consistent snapshot; nullptr when nothing is stored.
@@ -38,6 +49,9 @@ namespace leaselock::detail {
 
 /// What one run of a waiting transition decided: a result, or "sleep until wake_at at
 /// most, then run me again".
+/// A backend's handle to a pinned record (see update()).
+using BackendHandle = void*;
+
 template <class Result>
 struct Step {
   std::optional<Result> result;

@@ -20,6 +20,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cassert>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -65,8 +66,39 @@ class InProcessBackend {
     return fn(node->record);
   }
 
+  template <class Fn>
+  auto update(std::string_view key, Fn&& fn, detail::BackendHandle* pin) {
+    const std::uint64_t hash = detail::hash_bytes(key, state_->seed);
+    Shard& shard = state_->shard_for(hash);
+    std::lock_guard<std::mutex> lock(shard.mutex);
+    Node* node = shard.find_or_create(key, hash);
+    Finisher finish{shard, node, node->record.version};
+    auto result = fn(node->record);
+    if (result) *pin = node->pin();
+    return result;
+  }
+
+  template <class Fn>
+  auto update(detail::BackendHandle handle, Fn&& fn, bool unpin) {
+    Node* node = static_cast<Node*>(handle);
+    Shard& shard = state_->shard_for(node->hash);
+    std::lock_guard<std::mutex> lock(shard.mutex);
+    if (unpin) --node->pins;
+    Finisher finish{shard, node, node->record.version};
+    return fn(node->record);
+  }
+
+  void unpin(detail::BackendHandle handle) noexcept {
+    Node* node = static_cast<Node*>(handle);
+    Shard& shard = state_->shard_for(node->hash);
+    std::lock_guard<std::mutex> lock(shard.mutex);
+    --node->pins;
+    if (node->record.idle()) shard.retire(node);
+  }
+
   template <class Clock, class Fn>
-  auto wait_update(std::string_view key, const Token& waiter, const Clock& clock, Fn&& fn) {
+  auto wait_update(std::string_view key, const Token& waiter, const Clock& clock, Fn&& fn,
+                   detail::BackendHandle* pin) {
     const std::uint64_t hash = detail::hash_bytes(key, state_->seed);
     Shard& shard = state_->shard_for(hash);
     detail::Parker& parker = detail::this_thread_parker();
@@ -78,7 +110,10 @@ class InProcessBackend {
         Finisher finish{shard, node, node->record.version};
         return fn(node->record);
       }();
-      if (step.result) return std::move(*step.result);
+      if (step.result) {
+        if (*step.result) *pin = node->pin();
+        return std::move(*step.result);
+      }
       if (node->record.idle()) continue;  // fn left nothing to wait in: run it again
       parker.reset();
       node->link(parked);
@@ -140,11 +175,17 @@ class InProcessBackend {
   struct Node {
     Node* next = nullptr;
     bool in_idle_cache = false;
+    // Leases that hold this node as their handle; a pinned node is never dropped.
+    std::uint32_t pins = 0;
     std::uint64_t hash = 0;
     std::string key;
     detail::Record record;
     Parked* parked = nullptr;
 
+    detail::BackendHandle pin() noexcept {
+      ++pins;
+      return this;
+    }
     void link(Parked& p) noexcept {
       p.node = this;
       p.prev = nullptr;
@@ -249,6 +290,7 @@ class InProcessBackend {
     }
 
     void drop(Node* node) noexcept {
+      assert(node->pins == 0 && "a record a lease still holds is never dropped");
       if (node->in_idle_cache) {
         for (Node*& cached : idle_cache)
           if (cached == node) cached = nullptr;
@@ -281,7 +323,7 @@ class InProcessBackend {
       node->in_idle_cache = true;
       if (!oldest) return;
       oldest->in_idle_cache = false;
-      if (oldest->record.idle()) drop(oldest);
+      if (oldest->record.idle() && oldest->pins == 0) drop(oldest);
     }
 
     // Never throws from drop(): a failed shrink just keeps the larger table.
