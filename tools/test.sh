@@ -102,23 +102,41 @@ elif clang-format --dry-run --Werror "${sources[@]}"; then
 else
   echo "Fix with: clang-format -i <the files above>"
   record format "FAILED" $((SECONDS - start))
+  format_failed=1
 fi
 
 # --- 3. Presets: configure, build, test. -------------------------------------------------
+# Test counts over every preset (a preset that does not build counts as one failure).
+tests_passed=0
+tests_failed=${format_failed:-0}
 for preset in "${presets[@]}"; do
   start=$SECONDS
   say "Preset $preset: configure"
   if ! cmake --preset "$preset"; then
     record "$preset" "FAILED at configure" $((SECONDS - start))
+    tests_failed=$((tests_failed + 1))
     continue
   fi
   say "Preset $preset: build"
   if ! cmake --build --preset "$preset" -j "$jobs"; then
     record "$preset" "FAILED at build" $((SECONDS - start))
+    tests_failed=$((tests_failed + 1))
     continue
   fi
   say "Preset $preset: test"
-  if ! ctest --preset "$preset" -j "$jobs"; then
+  ctest_log="build/$preset/ctest-output.txt"
+  ctest --preset "$preset" -j "$jobs" 2>&1 | tee "$ctest_log"
+  ctest_status=${PIPESTATUS[0]}
+  # ctest closes with "...% tests passed, F tests failed out of T": add them up.
+  counts=$(sed -n 's/.*tests passed, \([0-9]*\) tests\{0,1\} failed out of \([0-9]*\).*/\1 \2/p' \
+    "$ctest_log" | tail -n 1)
+  if [ -n "$counts" ]; then
+    read -r failed_here total_here <<<"$counts"
+    tests_passed=$((tests_passed + total_here - failed_here))
+    tests_failed=$((tests_failed + failed_here))
+  fi
+  if [ "$ctest_status" -ne 0 ]; then
+    [ -n "$counts" ] || tests_failed=$((tests_failed + 1))
     record "$preset" "FAILED at test" $((SECONDS - start))
     continue
   fi
@@ -130,6 +148,8 @@ say "Summary"
 printf '  %s\n' "${results[@]}"
 if [ "$failed" -ne 0 ]; then
   echo "Some checks FAILED (logs above; build trees in build/<preset>)."
+  echo "$tests_passed passed, $tests_failed failed"
   exit 1
 fi
 echo "All checks passed."
+echo "$tests_passed passed, $tests_failed failed"

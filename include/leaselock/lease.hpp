@@ -115,8 +115,8 @@ class Lease {
 
   /// Releases the lease now and empties the guard. Returns true if it was still held
   /// (not expired) until this call; false if it had expired or the guard was empty.
-  /// Never throws.
-  [[nodiscard]] bool release() noexcept { return end(/*release=*/true, /*exact=*/true); }
+  /// Never throws. (Not [[nodiscard]]: releasing early is a statement of its own.)
+  bool release() noexcept { return end(/*release=*/true, /*exact=*/true); }
 
   /// Empties the guard without releasing: the lease stays held until someone releases it
   /// with its key and token, or it expires. Returns the token (the zero token if empty).
@@ -258,7 +258,7 @@ class LeaseSet {
   }
 
   /// Releases every lease; true only if all were still held. Never throws.
-  [[nodiscard]] bool release() noexcept {
+  bool release() noexcept {
     bool all = !leases_.empty();
     for (auto& lease : leases_) all = lease.release() && all;
     leases_.clear();

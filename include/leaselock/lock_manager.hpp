@@ -239,8 +239,13 @@ class LockManager final : private detail::LeaseIssuer<Clock>, private detail::Re
              request.token, grant ? grant->fence : 0, owner, waited);
     }
     if (!grant) return Lease{};
-    return Lease(this, handle, key, mode, request.token, grant->fence, grant->acquired_at,
-                 grant->expires_at, request.ttl);
+    try {
+      return Lease(this, handle, key, mode, request.token, grant->fence, grant->acquired_at,
+                   grant->expires_at, request.ttl);
+    } catch (...) {  // no memory for a long key's copy: give the grant back
+      release_lease(key, request.token, /*exact=*/false, handle);
+      throw;
+    }
   }
 
   Grant wait_for_grant(std::string_view key, const detail::Request& request, detail::Nanos deadline,
