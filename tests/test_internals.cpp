@@ -61,3 +61,37 @@ TEST_CASE("KeyBuffer keeps any key, inline or on the heap, across moves") {
     CHECK(assigned.view() == "short");
   }
 }
+
+TEST_CASE("SmallVector keeps elements inline, then on the heap, through every operation") {
+  using leaselock::detail::SmallVector;
+  SmallVector<std::string, 1> v;
+  CHECK(v.empty());
+  CHECK(v.capacity() == 1);
+  v.push_back(std::string(40, 'a'));  // long strings: a lost move or double free shows
+  CHECK(v.capacity() == 1);
+  for (int i = 1; i < 9; ++i) v.emplace_back(std::string(40, static_cast<char>('a' + i)));
+  REQUIRE(v.size() == 9);
+  CHECK(v.capacity() >= 9);
+  CHECK(v[4] == std::string(40, 'e'));
+  v.erase(v.begin() + 1, v.begin() + 3);  // removes b, c; keeps order
+  REQUIRE(v.size() == 7);
+  CHECK(v[1] == std::string(40, 'd'));
+  CHECK(v.back() == std::string(40, 'i'));
+  SmallVector<std::string, 1> copy(v);
+  SmallVector<std::string, 1> moved(std::move(v));
+  CHECK(copy.size() == 7);
+  CHECK(moved.size() == 7);
+  CHECK(moved[6] == copy[6]);
+  SmallVector<std::string, 1> one;
+  one.push_back("x");
+  SmallVector<std::string, 1> other;
+  other = one;  // inline to inline
+  CHECK(other[0] == "x");
+  other = copy;  // heap over inline
+  CHECK(other.size() == 7);
+  other = std::move(one);  // inline over heap
+  REQUIRE(other.size() == 1);
+  CHECK(other[0] == "x");
+  other.pop_back();
+  CHECK(other.empty());
+}

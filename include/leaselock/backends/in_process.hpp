@@ -23,8 +23,10 @@
 #include <cassert>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -144,7 +146,7 @@ class InProcessBackend {
     for (Shard& shard : state_->shards) {
       std::lock_guard<std::mutex> lock(shard.mutex);
       for (const Node* head : shard.buckets)
-        for (const Node* node = head; node; node = node->next) fn(node->key, node->record);
+        for (const Node* node = head; node; node = node->next) fn(node->key(), node->record);
     }
   }
 
@@ -178,9 +180,25 @@ class InProcessBackend {
     // Leases that hold this node as their handle; a pinned node is never dropped.
     std::uint32_t pins = 0;
     std::uint64_t hash = 0;
-    std::string key;
+    std::uint32_t key_size = 0;
+    std::uint32_t key_capacity = 0;  // the key's bytes follow the node in one allocation
     detail::Record record;
     Parked* parked = nullptr;
+
+    // A node with room for a key of up to `capacity` bytes right after it.
+    static Node* create(std::size_t capacity) {
+      void* memory = ::operator new(sizeof(Node) + capacity);
+      Node* node = ::new (memory) Node;
+      node->key_capacity = static_cast<std::uint32_t>(capacity);
+      return node;
+    }
+    static void destroy(Node* node) noexcept {
+      node->~Node();
+      ::operator delete(node);
+    }
+    char* key_bytes() noexcept { return reinterpret_cast<char*>(this + 1); }
+    const char* key_bytes() const noexcept { return reinterpret_cast<const char*>(this + 1); }
+    std::string_view key() const noexcept { return {key_bytes(), key_size}; }
 
     detail::BackendHandle pin() noexcept {
       ++pins;
@@ -245,7 +263,7 @@ class InProcessBackend {
     static void delete_chain(Node* node) noexcept {
       while (node) {
         Node* next = node->next;
-        delete node;
+        Node::destroy(node);
         node = next;
       }
     }
@@ -256,8 +274,8 @@ class InProcessBackend {
 
     Node* find(std::string_view key, std::uint64_t hash) const noexcept {
       for (Node* node = buckets[slot(hash)]; node; node = node->next)
-        if (node->hash == hash && node->key.size() == key.size() &&
-            detail::same_bytes(node->key.data(), key.data(), key.size()))
+        if (node->hash == hash && node->key_size == key.size() &&
+            detail::same_bytes(node->key_bytes(), key.data(), key.size()))
           return node;
       return nullptr;
     }
@@ -266,18 +284,14 @@ class InProcessBackend {
       if (Node* node = find(key, hash)) return node;
       if (count >= buckets.size()) rehash(buckets.size() * 2);
       Node* node = spare;
-      if (node) {
+      if (node && node->key_capacity >= key.size()) {
         spare = node->next;
         --spare_count;
       } else {
-        node = new Node;
+        node = Node::create((key.size() + 15) & ~std::size_t{15});
       }
-      try {
-        node->key.assign(key.data(), key.size());
-      } catch (...) {
-        delete node;
-        throw;
-      }
+      std::memcpy(node->key_bytes(), key.data(), key.size());
+      node->key_size = static_cast<std::uint32_t>(key.size());
       node->hash = hash;
       node->record.last_fence = fence_floor;
       node->record.last_ticket = 0;
@@ -302,14 +316,14 @@ class InProcessBackend {
       --count;
       fence_floor = std::max(fence_floor, node->record.last_fence);
       node->detach_parked();
-      if (spare_count < kSpareRecords && node->key.capacity() <= 256) {
+      if (spare_count < kSpareRecords && node->key_capacity <= 256) {
         node->record.holders.clear();
         node->record.waiters.clear();
         node->next = spare;
         spare = node;
         ++spare_count;
       } else {
-        delete node;
+        Node::destroy(node);
       }
       if (buckets.size() > kMinBuckets && count < buckets.size() / 8) rehash(buckets.size() / 2);
     }

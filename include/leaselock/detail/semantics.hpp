@@ -20,6 +20,7 @@
 #include <string_view>
 #include <vector>
 
+#include <leaselock/detail/small_vector.hpp>
 #include <leaselock/detail/time.hpp>
 #include <leaselock/mode.hpp>
 #include <leaselock/token.hpp>
@@ -56,7 +57,8 @@ struct Record {
   /// queued request, a waiter leaving the queue, an expiry brought forward). Backends
   /// wake the key's waiters when it moves.
   std::uint64_t version = 0;
-  std::vector<Holder> holders;
+  /// The holders (most keys have one: it is kept inside the record).
+  SmallVector<Holder, 1> holders;
   std::vector<Waiter> waiters;
 
   /// Nobody holds (even expired) and nobody waits: the backend may drop the record.
