@@ -128,16 +128,23 @@ inline Grant add_holder(Record& record, const Token& token, Mode mode, Nanos ttl
 
 /// Grants queued requests from the head of the queue for as long as they fit.
 inline void promote_waiters(Record& record, Nanos now) {
+  // The granted ones leave the queue even if a later grant throws (out of memory):
+  // nobody may be both a holder and a waiter.
+  struct LeaveQueue {
+    Record& record;
+    std::size_t granted = 0;
+    ~LeaveQueue() {
+      if (!granted) return;
+      auto& waiters = record.waiters;
+      waiters.erase(waiters.begin(), waiters.begin() + static_cast<std::ptrdiff_t>(granted));
+      ++record.version;
+    }
+  } done{record};
   auto& waiters = record.waiters;
-  std::size_t granted = 0;
-  while (granted < waiters.size() && admits(record, waiters[granted].mode)) {
-    const Waiter& waiter = waiters[granted];
+  while (done.granted < waiters.size() && admits(record, waiters[done.granted].mode)) {
+    const Waiter& waiter = waiters[done.granted];
     add_holder(record, waiter.token, waiter.mode, waiter.ttl, waiter.owner, now);
-    ++granted;
-  }
-  if (granted) {
-    waiters.erase(waiters.begin(), waiters.begin() + static_cast<std::ptrdiff_t>(granted));
-    ++record.version;
+    ++done.granted;
   }
 }
 
@@ -194,7 +201,7 @@ struct Poll {
 /// Re-examines a queued request at `now`. If it was granted, reports the grant; if its
 /// deadline has passed, removes it; otherwise says until when to sleep at most. A grant
 /// that was made on the waiter's behalf and ran out before the waiter saw it is retried
-/// as a new request (the waiter keeps its place at the back of the queue).
+/// as a new request (granted at once if it fits, else queued again at the back).
 inline Poll poll(Record& record, std::uint64_t& ticket, const Request& request, Nanos deadline,
                  Nanos now, ExpiredList* expired) {
   refresh(record, now, expired);
