@@ -62,10 +62,10 @@ class Renewer {
 
   void add(std::shared_ptr<KeepAliveState> state) {
     std::lock_guard<std::mutex> lock(mutex_);
-    entries_.push_back(Entry{std::move(state), 0});
-    Entry& entry = entries_.back();
-    entry.due = add_saturated(now_nanos(clock_), entry.state->interval);
+    // The thread first: if it cannot start, nothing was registered.
     if (!thread_.joinable()) thread_ = std::thread([this] { run(); });
+    const Nanos due = add_saturated(now_nanos(clock_), state->interval);
+    entries_.push_back(Entry{std::move(state), due});
     if (parker_) parker_->unpark();
   }
 
