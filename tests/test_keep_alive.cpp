@@ -7,10 +7,19 @@ using namespace std::chrono_literals;
 using leaselock::LockEventKind;
 using leaselock::Mode;
 
-TEST_CASE("keep_alive renews before expiry for as long as the lease is held") {
+namespace {
+
+// A manager on a ManualClock whose events are recorded.
+struct Watched {
   test::Harness<test::InProcessSetup> h;
   test::RecordingObserver events;
-  h.locks.set_observer(&events);
+  Watched() { h.locks.set_observer(&events); }
+  ~Watched() { h.locks.set_observer(nullptr); }
+};
+
+}  // namespace
+
+TEST_CASE_FIXTURE(Watched, "keep_alive renews before expiry for as long as the lease is held") {
   auto lease = h.locks.try_acquire("long-job", Mode::exclusive, 30s);
   REQUIRE(lease);
   lease.keep_alive();  // every 10 s, for 30 s each time
@@ -27,13 +36,9 @@ TEST_CASE("keep_alive renews before expiry for as long as the lease is held") {
   CHECK_FALSE(lease.lost());
   CHECK(lease.release());
   CHECK(events.count(LockEventKind::lost) == 0);
-  h.locks.set_observer(nullptr);
 }
 
-TEST_CASE("keep_alive reports a lease lost when its renewal comes too late") {
-  test::Harness<test::InProcessSetup> h;
-  test::RecordingObserver events;
-  h.locks.set_observer(&events);
+TEST_CASE_FIXTURE(Watched, "keep_alive reports a lease lost when its renewal comes too late") {
   auto lease = h.locks.try_acquire("job", Mode::exclusive, 30s);
   std::atomic<int> callbacks{0};
   lease.keep_alive([&] { ++callbacks; });
@@ -45,13 +50,10 @@ TEST_CASE("keep_alive reports a lease lost when its renewal comes too late") {
   CHECK_FALSE(h.locks.status("job"));
   CHECK(h.locks.try_acquire("job", Mode::exclusive, 30s));
   CHECK_FALSE(lease.release());
-  h.locks.set_observer(nullptr);
 }
 
-TEST_CASE("keep_alive reports a lease lost when it was released by token elsewhere") {
-  test::Harness<test::InProcessSetup> h;
-  test::RecordingObserver events;
-  h.locks.set_observer(&events);
+TEST_CASE_FIXTURE(Watched,
+                  "keep_alive reports a lease lost when it was released by token elsewhere") {
   auto lease = h.locks.try_acquire("job", Mode::exclusive, 30s);
   std::atomic<bool> told{false};
   lease.keep_alive([&] { told = true; }, 5s);
@@ -61,13 +63,9 @@ TEST_CASE("keep_alive reports a lease lost when it was released by token elsewhe
   REQUIRE(events.wait_for(LockEventKind::lost, 1));
   CHECK(told.load());
   CHECK(lease.lost());
-  h.locks.set_observer(nullptr);
 }
 
-TEST_CASE("releasing a kept-alive lease stops renewal without a false alarm") {
-  test::Harness<test::InProcessSetup> h;
-  test::RecordingObserver events;
-  h.locks.set_observer(&events);
+TEST_CASE_FIXTURE(Watched, "releasing a kept-alive lease stops renewal without a false alarm") {
   {
     auto lease = h.locks.try_acquire("job", Mode::shared, 30s);
     lease.keep_alive([] { FAIL("a released lease must not be reported lost"); });
@@ -84,13 +82,9 @@ TEST_CASE("releasing a kept-alive lease stops renewal without a false alarm") {
   CHECK_THROWS_AS(h.locks.try_acquire("x", Mode::shared, 1s).keep_alive(), std::logic_error);
   leaselock::LockManager<leaselock::ManualClock, leaselock::InProcessBackend>::Lease empty;
   CHECK_THROWS_AS(empty.keep_alive(), std::logic_error);
-  h.locks.set_observer(nullptr);
 }
 
-TEST_CASE("an on_lost callback may release its own lease") {
-  test::Harness<test::InProcessSetup> h;
-  test::RecordingObserver events;
-  h.locks.set_observer(&events);
+TEST_CASE_FIXTURE(Watched, "an on_lost callback may release its own lease") {
   auto lease = h.locks.try_acquire("job", Mode::exclusive, 30s);
   auto* guard = &lease;
   std::atomic<bool> released{false};
@@ -101,5 +95,4 @@ TEST_CASE("an on_lost callback may release its own lease") {
   test::wait_for_sleepers(h.clock, 1);  // the callback has returned: renewer asleep again
   CHECK(released.load());
   CHECK_FALSE(lease);
-  h.locks.set_observer(nullptr);
 }
