@@ -55,23 +55,32 @@ TEST_CASE("std::scoped_lock takes two keyed mutexes without deadlock") {
   leaselock::local_lock_manager locks;
   auto a = locks.mutex("a", 10s);
   auto b = locks.mutex("b", 10s);
-  int counter = 0;
+  std::atomic<int> inside{0};
+  std::atomic<int> overlaps{0};
+  std::atomic<int> entered{0};
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&, t] {
+      const auto critical = [&] {
+        if (inside.fetch_add(1) != 0) ++overlaps;
+        ++entered;
+        std::this_thread::yield();
+        inside.fetch_sub(1);
+      };
       for (int i = 0; i < 200; ++i) {
         if (t % 2) {
-          std::scoped_lock both(a, b);
-          ++counter;
+          std::scoped_lock both(a, b);  // opposite orders in alternate threads
+          critical();
         } else {
           std::scoped_lock both(b, a);
-          ++counter;
+          critical();
         }
       }
     });
   }
   for (auto& t : threads) t.join();
-  CHECK(counter == 800);  // TSan also proves the increments never overlapped
+  CHECK(entered.load() == 800);
+  CHECK(overlaps.load() == 0);
   CHECK(locks.list().empty());
 }
 
@@ -79,7 +88,7 @@ TEST_CASE("one NamedMutex is shared by threads like a std::shared_mutex") {
   leaselock::local_lock_manager locks;
   auto m = locks.mutex("shared-view", 10s);
   std::atomic<int> readers{0};
-  std::atomic<int> max_readers{0};
+  std::atomic<int> writes{0};
   std::atomic<bool> writer_overlap{false};
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t) {
@@ -88,20 +97,20 @@ TEST_CASE("one NamedMutex is shared by threads like a std::shared_mutex") {
         if (t == 0 && i % 10 == 0) {
           std::unique_lock<decltype(m)> write(m);
           if (readers.load() != 0) writer_overlap = true;
+          ++writes;
         } else {
-          std::shared_lock<decltype(m)> read(m);
-          const int now = ++readers;
-          int seen = max_readers.load();
-          while (now > seen && !max_readers.compare_exchange_weak(seen, now)) {
-          }
+          std::shared_lock<decltype(m)> read(m);  // each thread's own shared lease
+          ++readers;
+          std::this_thread::yield();
           --readers;
         }
       }
     });
   }
   for (auto& t : threads) t.join();
+  CHECK(writes.load() == 20);
   CHECK_FALSE(writer_overlap.load());
-  CHECK(locks.list().empty());
+  CHECK(locks.list().empty());  // every thread's unlock_shared found its own lease
 }
 
 TEST_CASE("unlocking after the lease expired is harmless and reported") {
