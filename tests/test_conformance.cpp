@@ -261,7 +261,8 @@ TEST_CASE_TEMPLATE("acquire waits as long as it takes", Setup, LEASELOCK_BACKEND
   test::wait_for_sleepers(h.clock, 1);
   h.clock.advance(1h);
   auto lease = waiter.get();
-  CHECK(lease);
+  REQUIRE(lease);
+  CHECK(lease.acquired_at() == holder.expires_at());  // at the holder's expiry, not before
 }
 
 TEST_CASE_TEMPLATE("status and list report live holders, owners and waiters", Setup,
