@@ -60,24 +60,16 @@ class InProcessBackend {
 
   template <class Fn>
   auto update(std::string_view key, Fn&& fn) {
-    const std::uint64_t hash = detail::hash_bytes(key, state_->seed);
-    Shard& shard = state_->shard_for(hash);
-    std::lock_guard<std::mutex> lock(shard.mutex);
-    Node* node = shard.find_or_create(key, hash);
-    Finisher finish{shard, node, node->record.version};
-    return fn(node->record);
+    return on_node(key, [&](Node& node) { return fn(node.record); });
   }
 
   template <class Fn>
   auto update(std::string_view key, Fn&& fn, detail::BackendHandle* pin) {
-    const std::uint64_t hash = detail::hash_bytes(key, state_->seed);
-    Shard& shard = state_->shard_for(hash);
-    std::lock_guard<std::mutex> lock(shard.mutex);
-    Node* node = shard.find_or_create(key, hash);
-    Finisher finish{shard, node, node->record.version};
-    auto result = fn(node->record);
-    if (result) *pin = node->pin();
-    return result;
+    return on_node(key, [&](Node& node) {
+      auto result = fn(node.record);
+      if (result) *pin = node.pin();
+      return result;
+    });
   }
 
   template <class Fn>
@@ -164,6 +156,18 @@ class InProcessBackend {
 
  private:
   struct Node;
+
+  // Runs body(node) on key's node under its shard's lock, then finishes the node
+  // (wakes concerned waiters, retires it if idle).
+  template <class Body>
+  auto on_node(std::string_view key, Body&& body) {
+    const std::uint64_t hash = detail::hash_bytes(key, state_->seed);
+    Shard& shard = state_->shard_for(hash);
+    std::lock_guard<std::mutex> lock(shard.mutex);
+    Node* node = shard.find_or_create(key, hash);
+    Finisher finish{shard, node, node->record.version};
+    return body(*node);
+  }
 
   // A thread parked on a node, in the node's intrusive list.
   struct Parked {
