@@ -14,6 +14,7 @@
 #include <memory>
 #include <mutex>
 #include <stdexcept>
+#include <string_view>
 #include <vector>
 
 #include <leaselock/detail/parker.hpp>
@@ -36,6 +37,8 @@ class ManualClock {
   using duration = std::chrono::nanoseconds;
   using time_point = std::chrono::time_point<ManualClock>;
   static constexpr bool is_steady = true;
+  /// How records written on this clock name it (see FileBackend).
+  static constexpr std::string_view clock_name = "ManualClock";
 
   ManualClock() : state_(std::make_shared<State>()) {}
 

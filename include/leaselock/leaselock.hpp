@@ -7,6 +7,7 @@
 // std::shared_lock; Observer (observer.hpp) reports every lease event.
 #pragma once
 
+#include <leaselock/backends/file.hpp>
 #include <leaselock/backends/in_process.hpp>
 #include <leaselock/clock.hpp>
 #include <leaselock/info.hpp>
@@ -16,5 +17,6 @@
 #include <leaselock/mode.hpp>
 #include <leaselock/named_mutex.hpp>
 #include <leaselock/observer.hpp>
+#include <leaselock/storage_error.hpp>
 #include <leaselock/token.hpp>
 #include <leaselock/version.hpp>

@@ -74,6 +74,7 @@ class LockManager final : private detail::LeaseIssuer<Clock>, private detail::Re
                        std::string owner = detail::posix::process_owner())
       : backend_(std::move(backend)), clock_(std::move(clock)), owner_(std::move(owner)) {
     detail::validate_owner(owner_);
+    detail::attach_clock(backend_, clock_);
   }
   LockManager(const LockManager&) = delete;
   LockManager& operator=(const LockManager&) = delete;

@@ -36,12 +36,19 @@
 //   template <class Fn> void read_all(Fn&& fn) const;
 //       fn(std::string_view key, const detail::Record&) for every stored record.
 //
+// Optionally:
+//   template <class Clock> void attach_clock(const Clock& clock);
+//       Called once by the LockManager's constructor with its clock: storage that outlives
+//       the process (FileBackend) records which clock wrote it and reads `now` for upkeep.
+//
 // InProcessBackend keeps records in a sharded hash table and parks waiters on per-thread
 // condition variables; FileBackend keeps them in a lock directory shared by processes.
 // A database backend stores rows and wakes waiters through notifications.
 #pragma once
 
 #include <optional>
+#include <type_traits>
+#include <utility>
 
 #include <leaselock/detail/time.hpp>
 
@@ -51,6 +58,19 @@ namespace leaselock::detail {
 /// most, then run me again".
 /// A backend's handle to a pinned record (see update()).
 using BackendHandle = void*;
+
+/// Calls backend.attach_clock(clock) where the backend has it.
+template <class Backend, class Clock, class = void>
+struct has_attach_clock : std::false_type {};
+template <class Backend, class Clock>
+struct has_attach_clock<Backend, Clock,
+                        std::void_t<decltype(std::declval<Backend&>().attach_clock(
+                            std::declval<const Clock&>()))>> : std::true_type {};
+
+template <class Backend, class Clock>
+void attach_clock(Backend& backend, const Clock& clock) {
+  if constexpr (has_attach_clock<Backend, Clock>::value) backend.attach_clock(clock);
+}
 
 template <class Result>
 struct Step {

@@ -223,6 +223,31 @@ inline Poll poll(Record& record, std::uint64_t& ticket, const Request& request, 
   return Poll{Poll::waiting, {}, wake_at};
 }
 
+/// Removes the holders and queued requests for which `departed(token)` is true (their
+/// process has certainly ended). Returns how many. Requests queued behind them are
+/// granted at the next refresh().
+template <class Departed>
+std::size_t remove_departed(Record& record, Departed&& departed) {
+  std::size_t removed = 0;
+  auto& holders = record.holders;
+  for (std::size_t i = 0; i < holders.size();) {
+    if (departed(holders[i].token)) {
+      if (i + 1 != holders.size()) holders[i] = std::move(holders.back());
+      holders.pop_back();
+      ++removed;
+    } else {
+      ++i;
+    }
+  }
+  auto& waiters = record.waiters;
+  const auto kept = std::remove_if(waiters.begin(), waiters.end(),
+                                   [&](const Waiter& w) { return departed(w.token); });
+  removed += static_cast<std::size_t>(waiters.end() - kept);
+  waiters.erase(kept, waiters.end());
+  if (removed) ++record.version;
+  return removed;
+}
+
 /// Outcome of a release.
 enum class Released { released, expired, not_held };
 

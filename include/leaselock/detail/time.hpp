@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdint>
 #include <limits>
+#include <string_view>
 #include <type_traits>
 #include <utility>
 
@@ -51,6 +52,26 @@ typename Clock::time_point from_nanos(Nanos n) noexcept {
 template <class Clock>
 Nanos now_nanos(const Clock& clock) {
   return to_nanos(clock.now().time_since_epoch());
+}
+
+/// The name a clock is known by in stored records: "steady_clock", "system_clock", or
+/// a clock's own `static constexpr std::string_view clock_name` (ManualClock has one).
+template <class Clock, class = void>
+struct has_clock_name : std::false_type {};
+template <class Clock>
+struct has_clock_name<Clock, std::void_t<decltype(Clock::clock_name)>> : std::true_type {};
+
+template <class Clock>
+constexpr std::string_view clock_name() noexcept {
+  if constexpr (std::is_same_v<Clock, std::chrono::steady_clock>) {
+    return "steady_clock";
+  } else if constexpr (std::is_same_v<Clock, std::chrono::system_clock>) {
+    return "system_clock";
+  } else if constexpr (has_clock_name<Clock>::value) {
+    return Clock::clock_name;
+  } else {
+    return "unnamed clock";
+  }
 }
 
 /// Clocks may offer `clock.park_until(parker, time_point)` to put a waiter to sleep in
