@@ -196,8 +196,9 @@ std::string ns(double value) {
 
 void row(const std::string& what, const std::string& ours, const std::string& baseline,
          double ratio, const std::string& goal) {
+  const char* format = ratio >= 0.095 ? "%.2f" : ratio >= 0.00095 ? "%.3f" : "%.5f";
   std::printf("| %s | %s | %s | %s | %s |\n", what.c_str(), ours.c_str(), baseline.c_str(),
-              ratio > 0 ? fmt("%.2f", ratio).c_str() : "—", goal.c_str());
+              ratio > 0 ? fmt(format, ratio).c_str() : "—", goal.c_str());
   std::fflush(stdout);
 }
 
@@ -236,7 +237,8 @@ class ScratchDir {
 
 class Fd {
  public:
-  explicit Fd(const fs::path& path) : fd_(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600)) {
+  explicit Fd(const fs::path& path)
+      : fd_(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600)) {
     if (fd_ < 0) fail_errno("open " + path.string());
   }
   Fd(const Fd&) = delete;
@@ -639,6 +641,12 @@ double kill_trial_leaselock(Manager& locks, const fs::path& dir, std::int64_t re
             std::to_string(kWaitLimit.count()) + " s after its holder was SIGKILLed");
     return -1;
   }
+  if (got < killer.killed_at()) {
+    problem(
+        "SIGKILL row: the parent was granted the key while the child still held it "
+        "(mutual exclusion broken)");
+    return -1;
+  }
   return static_cast<double>(got - killer.killed_at());
 }
 
@@ -924,8 +932,8 @@ std::optional<Peer> find_proper_lockfile() {
     std::error_code ec;
     const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
     // build/<preset>/bench/bench_file -> build/bench-peers/node_modules
-    const fs::path guess = exe.parent_path().parent_path().parent_path() / "bench-peers" /
-                           "node_modules";
+    const fs::path guess =
+        exe.parent_path().parent_path().parent_path() / "bench-peers" / "node_modules";
     if (!ec && fs::is_directory(guess, ec)) node_path = guess.string();
   }
   const std::string command =
@@ -1122,8 +1130,7 @@ int main(int argc, char** argv) {
       "flock ping-pong on one file: " + ns(median(base_med)),
       handoff_median >= 0 ? handoff_median / median(base_med) : -1, "≤ 1.5");
   row("3b. same, p99 (median of the repetitions' p99)",
-      handoff_p99 >= 0 ? ns(handoff_p99) : "FAILED",
-      "flock ping-pong: " + ns(median(base_p99)),
+      handoff_p99 >= 0 ? ns(handoff_p99) : "FAILED", "flock ping-pong: " + ns(median(base_p99)),
       handoff_p99 >= 0 ? handoff_p99 / median(base_p99) : -1, "—");
 
   // 4. SIGKILLed holder → waiter holds.
@@ -1143,22 +1150,24 @@ int main(int argc, char** argv) {
   const auto max_of = [](const std::vector<double>& v) {
     return v.empty() ? -1.0 : *std::max_element(v.begin(), v.end());
   };
-  const std::string trials = std::to_string(kill_ours.size()) + "/" +
-                             std::to_string(cfg.kill_trials) + " trials";
+  const std::string trials =
+      std::to_string(kill_ours.size()) + "/" + std::to_string(cfg.kill_trials) + " trials";
   row("4. holder SIGKILLed (60 s TTL) → blocked waiter in another process holds, median (" +
           trials + ")",
       kill_ours.empty() ? "FAILED" : ns(median(kill_ours)),
       "flock holder SIGKILLed → blocking flock returns: " + ns(median(kill_base)),
       kill_ours.empty() ? -1 : median(kill_ours) / median(kill_base), "≤ 50 ms");
   row("4b. same, max", kill_ours.empty() ? "FAILED" : ns(max_of(kill_ours)),
-      "flock: " + ns(max_of(kill_base)), kill_ours.empty() ? -1 : max_of(kill_ours) / max_of(kill_base),
-      "≤ 50 ms");
+      "flock: " + ns(max_of(kill_base)),
+      kill_ours.empty() ? -1 : max_of(kill_ours) / max_of(kill_base), "≤ 50 ms");
   {
     const double zombie = kill_trial_leaselock(locks, lock_dir, 300000000);
     if (zombie >= 0) {
-      note("row 4, one more trial with the killed holder left unreaped (a zombie) for 300 ms: "
-           "acquired " + ns(zombie) + " after the kill" +
-           (zombie >= 3e8 ? " (waited for the reap)" : " (did not wait for the reap)"));
+      note(
+          "row 4, one more trial with the killed holder left unreaped (a zombie) for 300 ms: "
+          "acquired " +
+          ns(zombie) + " after the kill" +
+          (zombie >= 3e8 ? " (waited for the reap)" : " (did not wait for the reap)"));
     }
   }
 
@@ -1204,9 +1213,8 @@ int main(int argc, char** argv) {
     problem("row 5: " + std::to_string(cycle_empty) +
             " shared try_acquire calls on shared-held keys returned an empty Lease");
   }
-  row("5. shared try_acquire+release cycling over " + count +
-          " keys, each also held shared (" + std::to_string(record_files) +
-          " files in the lock directory)",
+  row("5. shared try_acquire+release cycling over " + count + " keys, each also held shared (" +
+          std::to_string(record_files) + " files in the lock directory)",
       ns(many.ma()), "the same on 1 key: " + ns(many.mb()), many.ma() / many.mb(), "≤ 1.5");
   row("5b. one-off: first shared acquire of " + count + " new keys (records created), per key",
       ns(create_ns / static_cast<double>(keys.size())),
@@ -1268,9 +1276,8 @@ int main(int argc, char** argv) {
     const std::string name = "Python filelock " + python->version;
     bool failed = false;
     const Pair py = interleaved(cfg.reps, ours_exclusive, [&] {
-      const auto v = numbers_from(run_capture(python->command + " -c " +
-                                              shell_quote(kPythonPair) + " " +
-                                              shell_quote(peer_file.string() + ".py") + " " +
+      const auto v = numbers_from(run_capture(python->command + " -c " + shell_quote(kPythonPair) +
+                                              " " + shell_quote(peer_file.string() + ".py") + " " +
                                               fmt("%.3f", s) + " </dev/null"));
       if (v.empty()) failed = true;
       return v.empty() ? 0.0 : v[0];
@@ -1282,18 +1289,18 @@ int main(int argc, char** argv) {
           ns(py.ma()), name + " (opens, flocks, closes each time): " + ns(py.mb()),
           py.ma() / py.mb(), "—");
     }
-    const auto v = numbers_from(run_capture(
-        python->command + " -c " + shell_quote(kPythonHandoff) + " " +
-        shell_quote(peer_file.string() + ".handoff") + " " +
-        std::to_string(cfg.python_handoffs) + " </dev/null"));
-    if (v.size() >= 3 && handoff_median >= 0) {
-      row("6b. hand-off between 2 processes, median / p99 (" + fmt("%.0f", v[2]) +
+    const auto v =
+        numbers_from(run_capture(python->command + " -c " + shell_quote(kPythonHandoff) + " " +
+                                 shell_quote(peer_file.string() + ".handoff") + " " +
+                                 std::to_string(cfg.python_handoffs) + " </dev/null"));
+    if (v.size() >= 3) {
+      row("6b. hand-off between 2 processes (row 3), median / p99 (" + fmt("%.0f", v[2]) +
               " Python samples)",
-          ns(handoff_median) + " / " + ns(handoff_p99),
+          handoff_median >= 0 ? ns(handoff_median) + " / " + ns(handoff_p99) : "FAILED",
           name + " (polls every 50 ms): " + ns(v[0]) + " / " + ns(v[1]),
-          handoff_median / v[0], "—");
+          handoff_median >= 0 ? handoff_median / v[0] : -1, "—");
     } else {
-      row("6b. hand-off vs " + name, "—", v.size() >= 3 ? "ran" : "it failed to run", -1, "—");
+      row("6b. hand-off vs " + name, "—", "it failed to run", -1, "—");
     }
   } else {
     row("6. vs Python filelock", "—", std::string("Python filelock: ") + missing, -1, "—");
@@ -1304,8 +1311,8 @@ int main(int argc, char** argv) {
     std::vector<double> async_ns;
     const Pair js = interleaved(cfg.reps, ours_exclusive, [&] {
       const auto v = numbers_from(run_capture(node->command + " -e " + shell_quote(kNodePair) +
-                                              " " + shell_quote(peer_file.string() + ".js") +
-                                              " " + fmt("%.3f", s) + " </dev/null"));
+                                              " " + shell_quote(peer_file.string() + ".js") + " " +
+                                              fmt("%.3f", s) + " </dev/null"));
       if (v.size() < 2) {
         failed = true;
         return 0.0;
@@ -1316,8 +1323,8 @@ int main(int argc, char** argv) {
     if (failed) {
       row("6c. vs " + name, ns(js.ma()), "it failed to run", -1, "—");
     } else {
-      row("6c. exclusive try_acquire+release vs npm " + name + " lockSync+unlockSync",
-          ns(js.ma()), name + " (mkdir/rmdir): " + ns(js.mb()), js.ma() / js.mb(), "—");
+      row("6c. exclusive try_acquire+release vs npm " + name + " lockSync+unlockSync", ns(js.ma()),
+          name + " (mkdir/rmdir): " + ns(js.mb()), js.ma() / js.mb(), "—");
       row("6d. same vs await lock()+release()", ns(js.ma()),
           name + ", async: " + ns(median(async_ns)), js.ma() / median(async_ns), "—");
     }
@@ -1337,9 +1344,10 @@ int main(int argc, char** argv) {
       return ns_per_op(op, s);
     });
     row("6e. exclusive try_acquire+release vs Boost.Interprocess file_lock lock+unlock",
-        ns(bex.ma()), "Boost " + std::to_string(BOOST_VERSION / 100000) + "." +
-                          std::to_string(BOOST_VERSION / 100 % 1000) +
-                          " file_lock (fcntl record lock): " + ns(bex.mb()),
+        ns(bex.ma()),
+        "Boost " + std::to_string(BOOST_VERSION / 100000) + "." +
+            std::to_string(BOOST_VERSION / 100 % 1000) +
+            " file_lock (fcntl record lock): " + ns(bex.mb()),
         bex.ma() / bex.mb(), "—");
     const Pair bsh = interleaved(
         cfg.reps, [&] { return lease_pair(Mode::shared); },
@@ -1350,8 +1358,8 @@ int main(int argc, char** argv) {
           };
           return ns_per_op(op, s);
         });
-    row("6f. shared try_acquire+release vs file_lock lock_sharable+unlock_sharable",
-        ns(bsh.ma()), "Boost file_lock, sharable: " + ns(bsh.mb()), bsh.ma() / bsh.mb(), "—");
+    row("6f. shared try_acquire+release vs file_lock lock_sharable+unlock_sharable", ns(bsh.ma()),
+        "Boost file_lock, sharable: " + ns(bsh.mb()), bsh.ma() / bsh.mb(), "—");
   }
 #else
   row("6e. vs Boost.Interprocess file_lock", "—",

@@ -3,11 +3,15 @@
 #pragma once
 
 #include <doctest/doctest.h>
+#include <stdlib.h>
 
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdlib>
+#include <filesystem>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -25,6 +29,37 @@ struct InProcessSetup {
   using Backend = leaselock::InProcessBackend;
   static constexpr const char* name = "in-process";
   Backend make() { return Backend{}; }
+};
+
+/// A fresh private directory under $TMPDIR (or /tmp), removed with everything in it.
+class TempDir {
+ public:
+  TempDir() {
+    const char* base = std::getenv("TMPDIR");
+    std::string pattern = std::string(base && *base ? base : "/tmp") + "/leaselock-test-XXXXXX";
+    if (!::mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp failed");
+    path_ = pattern;
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  ~TempDir() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path_, ignored);
+  }
+  const std::filesystem::path& path() const noexcept { return path_; }
+  /// A directory inside, not yet created.
+  std::filesystem::path sub(const std::string& name) const { return path_ / name; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+/// Processes of one machine, through a lock directory of its own.
+struct FileSetup {
+  using Backend = leaselock::FileBackend;
+  static constexpr const char* name = "file";
+  TempDir dir;
+  Backend make() { return Backend{dir.sub("locks")}; }
 };
 
 /// A manager on a fresh ManualClock, for one backend setup.
@@ -98,4 +133,4 @@ class RecordingObserver : public leaselock::Observer {
 }  // namespace test
 
 /// Every backend the conformance suite runs against.
-#define LEASELOCK_BACKEND_SETUPS test::InProcessSetup
+#define LEASELOCK_BACKEND_SETUPS test::InProcessSetup, test::FileSetup

@@ -61,8 +61,8 @@
 #include <cerrno>
 #include <chrono>
 #include <cstddef>
-#include <cstdio>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <functional>
@@ -152,9 +152,9 @@ inline constexpr std::size_t kMetaSize = 4096;
 inline std::size_t align64(std::size_t n) noexcept { return (n + 63) & ~std::size_t{63}; }
 
 inline std::uint64_t header_check(const RecordHeader& header, const char* key) noexcept {
-  const std::uint64_t head = hash_bytes(
-      std::string_view(reinterpret_cast<const char*>(&header), offsetof(RecordHeader, header_check)),
-      0x5be0cd19137e2179ull);
+  const std::uint64_t head = hash_bytes(std::string_view(reinterpret_cast<const char*>(&header),
+                                                         offsetof(RecordHeader, header_check)),
+                                        0x5be0cd19137e2179ull);
   return hash_bytes(std::string_view(key, header.key_size), head);
 }
 
@@ -292,8 +292,7 @@ class FileBackend {
             next = Next::again;  // fn left nothing to wait in: run it again
           } else {
             foreign = state_->has_foreign(mapped);
-            if (foreign && liveness.count() > 0 &&
-                std::chrono::steady_clock::now() >= next_check) {
+            if (foreign && liveness.count() > 0 && std::chrono::steady_clock::now() >= next_check) {
               next_check = std::chrono::steady_clock::now() + liveness;
               if (state_->reclaim(mapped, record)) next = Next::again;  // somebody left
             }
@@ -323,8 +322,7 @@ class FileBackend {
           detail::park_until(clock, parker, step->wake_at);
         } else {
           detail::Nanos timeout = detail::kForever;
-          if (step->wake_at != detail::kForever)
-            timeout = step->wake_at - detail::now_nanos(clock);
+          if (step->wake_at != detail::kForever) timeout = step->wake_at - detail::now_nanos(clock);
           if (foreign && liveness.count() > 0)
             timeout = std::min(timeout, detail::to_nanos(liveness));
           detail::posix::futex_wait(&mapped.header->wake, seen, timeout);
@@ -343,10 +341,13 @@ class FileBackend {
         return;
       }
       Outcome outcome;
-      state_->run(*ref, outcome, [&](detail::Record& record) {
-        fn(static_cast<const detail::Record*>(&record));
-        return true;
-      }, /*store=*/false);
+      state_->run(
+          *ref, outcome,
+          [&](detail::Record& record) {
+            fn(static_cast<const detail::Record*>(&record));
+            return true;
+          },
+          /*store=*/false);
       if (!outcome.removed) return;
       ref.forget();
     }
@@ -356,10 +357,13 @@ class FileBackend {
   void read_all(Fn&& fn) const {
     state_->for_each_record([&](Mapped& mapped) {
       Outcome outcome;
-      state_->run(mapped, outcome, [&](detail::Record& record) {
-        fn(std::string_view(mapped.key), static_cast<const detail::Record&>(record));
-        return true;
-      }, /*store=*/false);
+      state_->run(
+          mapped, outcome,
+          [&](detail::Record& record) {
+            fn(std::string_view(mapped.key), static_cast<const detail::Record&>(record));
+            return true;
+          },
+          /*store=*/false);
     });
   }
 
@@ -443,7 +447,8 @@ class FileBackend {
 
   struct alignas(64) Shard {
     std::mutex mutex;
-    std::unordered_map<std::string_view, Mapped*, KeyHash> table{16, KeyHash{detail::process_hash_seed()}};
+    std::unordered_map<std::string_view, Mapped*, KeyHash> table{
+        16, KeyHash{detail::process_hash_seed()}};
     // Unused mappings, most recent first: records that were idle when last let go, and
     // records others hold.
     Mapped* idle_head = nullptr;
@@ -601,7 +606,8 @@ class FileBackend {
         ::close(fd);
         fail(what, file_path(name), error);
       };
-      if (::fstat(fd, &st) != 0) close_and_fail("cannot stat '" + file_path(name).string() + "'", errno);
+      if (::fstat(fd, &st) != 0)
+        close_and_fail("cannot stat '" + file_path(name).string() + "'", errno);
       if (!S_ISREG(st.st_mode))
         close_and_fail("'" + file_path(name).string() + "' is not a regular file", EINVAL);
       if (st.st_mode & (S_IWOTH | S_IROTH))
@@ -616,7 +622,8 @@ class FileBackend {
       using detail::file::MetaHeader;
       struct stat st {};
       meta_fd = open_file(detail::file::kMetaName, O_RDWR | O_CREAT, st);
-      if (meta_fd < 0) fail("cannot create '" + file_path(detail::file::kMetaName).string() + "'", dir, errno);
+      if (meta_fd < 0)
+        fail("cannot create '" + file_path(detail::file::kMetaName).string() + "'", dir, errno);
       if (::fchmod(meta_fd, file_mode) != 0 && errno != EPERM)
         fail("cannot set the mode of '" + file_path(detail::file::kMetaName).string() + "'",
              file_path(detail::file::kMetaName), errno);
@@ -628,8 +635,8 @@ class FileBackend {
         fail("cannot size '" + file_path(detail::file::kMetaName).string() + "'", dir, errno);
       if (!fresh && static_cast<std::size_t>(st.st_size) < detail::file::kMetaSize)
         fail("'" + file_path(detail::file::kMetaName).string() + "' is truncated", dir);
-      void* memory = ::mmap(nullptr, detail::file::kMetaSize, PROT_READ | PROT_WRITE, MAP_SHARED,
-                            meta_fd, 0);
+      void* memory =
+          ::mmap(nullptr, detail::file::kMetaSize, PROT_READ | PROT_WRITE, MAP_SHARED, meta_fd, 0);
       if (memory == MAP_FAILED)
         fail("cannot map '" + file_path(detail::file::kMetaName).string() + "'", dir, errno);
       meta = static_cast<MetaHeader*>(memory);
@@ -742,7 +749,8 @@ class FileBackend {
     void check_header(Mapped& m, const std::string_view* key) const {
       using detail::file::RecordHeader;
       if (m.verified_size < detail::file::kKeyOffset)
-        corrupt(m, "truncated: " + std::to_string(m.verified_size) + " bytes, shorter than its header");
+        corrupt(
+            m, "truncated: " + std::to_string(m.verified_size) + " bytes, shorter than its header");
       const RecordHeader& h = *m.header;
       if (std::memcmp(h.magic, detail::file::kRecordMagic, 8) != 0) corrupt(m, "bad magic");
       if (h.format != detail::file::kFormat)
@@ -752,12 +760,14 @@ class FileBackend {
           h.slot_base != detail::file::align64(detail::file::kKeyOffset + h.key_size))
         corrupt(m, "bad header fields");
       if (m.verified_size < h.slot_base)
-        corrupt(m, "truncated: " + std::to_string(m.verified_size) + " bytes, shorter than its key");
+        corrupt(m,
+                "truncated: " + std::to_string(m.verified_size) + " bytes, shorter than its key");
       const char* stored_key = reinterpret_cast<const char*>(m.base + detail::file::kKeyOffset);
       if (detail::file::header_check(h, stored_key) != h.header_check)
         corrupt(m, "header checksum mismatch");
       const std::string_view stored(stored_key, h.key_size);
-      if (detail::file::record_name(stored) != m.name) corrupt(m, "its key does not match its name");
+      if (detail::file::record_name(stored) != m.name)
+        corrupt(m, "its key does not match its name");
       if (key && stored != *key)
         fail("keys collide: record file '" + file_path(m.name).string() +
                  "' holds another key with the same hash; the two keys cannot be used together",
@@ -780,8 +790,8 @@ class FileBackend {
       char tmp[64];
       std::snprintf(tmp, sizeof tmp, ".tmp-%u-%016llx", static_cast<unsigned>(::getpid()),
                     static_cast<unsigned long long>(random));
-      const int fd = ::openat(dir_fd, tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-                              file_mode);
+      const int fd =
+          ::openat(dir_fd, tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, file_mode);
       if (fd < 0) fail("cannot create a record in '" + dir.string() + "'", dir, errno);
       struct Cleanup {
         const State& state;
@@ -799,8 +809,10 @@ class FileBackend {
       const std::size_t size = slot_base + 2 * detail::file::kInitialSlot;
       if (::ftruncate(fd, static_cast<off_t>(size)) != 0)
         fail("cannot size a record in '" + dir.string() + "'", dir, errno);
-      cleanup.memory = ::mmap(nullptr, detail::file::kMapSize, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-      if (cleanup.memory == MAP_FAILED) fail("cannot map a record in '" + dir.string() + "'", dir, errno);
+      cleanup.memory =
+          ::mmap(nullptr, detail::file::kMapSize, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+      if (cleanup.memory == MAP_FAILED)
+        fail("cannot map a record in '" + dir.string() + "'", dir, errno);
       auto* base = static_cast<unsigned char*>(cleanup.memory);
       auto* h = ::new (base) RecordHeader{};
       std::memcpy(h->magic, detail::file::kRecordMagic, 8);
@@ -818,7 +830,8 @@ class FileBackend {
       write_slot(base + slot_base, empty, nullptr, 1);
       if (::linkat(dir_fd, tmp, dir_fd, name.c_str(), 0) != 0) {
         if (errno == EEXIST) return false;
-        fail("cannot create record file '" + file_path(name).string() + "'", file_path(name), errno);
+        fail("cannot create record file '" + file_path(name).string() + "'", file_path(name),
+             errno);
       }
       return true;
     }
@@ -830,7 +843,9 @@ class FileBackend {
       pthread_mutexattr_setrobust(&attributes, PTHREAD_MUTEX_ROBUST);
       const int error = pthread_mutex_init(&mutex, &attributes);
       pthread_mutexattr_destroy(&attributes);
-      if (error) fail("cannot set up the mutex of '" + file_path(name).string() + "'", file_path(name), error);
+      if (error)
+        fail("cannot set up the mutex of '" + file_path(name).string() + "'", file_path(name),
+             error);
     }
 
     void reset_mutex(const std::string& name) {
@@ -852,7 +867,8 @@ class FileBackend {
     // Finds or maps key's record; creates it if missing and `create`. Takes a reference.
     Mapped* acquire_ref(std::string_view key, bool create) {
       if (clock.empty())
-        throw std::logic_error("leaselock: FileBackend used before a LockManager attached its clock");
+        throw std::logic_error(
+            "leaselock: FileBackend used before a LockManager attached its clock");
       const std::uint64_t hash = detail::hash_bytes(key, detail::process_hash_seed());
       Shard& shard = shard_for(hash);
       {
@@ -1045,7 +1061,8 @@ class FileBackend {
       if (detail::file::checksum(payload, size, slot_header.generation) != slot_header.check)
         corrupt(m, "record checksum mismatch");
       m.decoded = false;
-      if (const char* error = detail::file::decode(payload, size, m.record, m.ids)) corrupt(m, error);
+      if (const char* error = detail::file::decode(payload, size, m.record, m.ids))
+        corrupt(m, error);
       m.generation = slot_header.generation;
       m.decoded = true;
       index_parties(m);
@@ -1092,8 +1109,8 @@ class FileBackend {
       if (needed > capacity) {
         const std::size_t grown = std::max(2 * capacity, detail::file::align64(needed));
         if (m.slot_base + 2 * grown > detail::file::kMapSize)
-          fail("record file '" + file_path(m.name).string() + "' is full: " +
-                   std::to_string(record.holders.size()) + " holders and " +
+          fail("record file '" + file_path(m.name).string() +
+                   "' is full: " + std::to_string(record.holders.size()) + " holders and " +
                    std::to_string(record.waiters.size()) + " waiters need " +
                    std::to_string(needed) + " bytes",
                file_path(m.name), ENOSPC);
@@ -1119,7 +1136,8 @@ class FileBackend {
       header.size = detail::file::encoded_size(record);
       unsigned char* payload = slot + sizeof header;
       detail::file::encode(record, ids, payload);
-      header.check = detail::file::checksum(payload, static_cast<std::size_t>(header.size), generation);
+      header.check =
+          detail::file::checksum(payload, static_cast<std::size_t>(header.size), generation);
       std::memcpy(slot, &header, sizeof header);
     }
 
@@ -1132,7 +1150,9 @@ class FileBackend {
       }
       const int error = ::ftruncate(fd, static_cast<off_t>(size)) == 0 ? 0 : errno;
       ::close(fd);
-      if (error) fail("cannot grow record file '" + file_path(m.name).string() + "'", file_path(m.name), error);
+      if (error)
+        fail("cannot grow record file '" + file_path(m.name).string() + "'", file_path(m.name),
+             error);
       m.verified_size = size;
     }
 
@@ -1231,7 +1251,8 @@ class FileBackend {
       while (const dirent* entry = ::readdir(stream)) {
         unsigned pid = 0;
         if (std::sscanf(entry->d_name, ".tmp-%u-", &pid) != 1 || pid == 0) continue;
-        if (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) stale.emplace_back(entry->d_name);
+        if (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH)
+          stale.emplace_back(entry->d_name);
       }
       ::closedir(stream);
       for (const std::string& name : stale) removed += ::unlinkat(dir_fd, name.c_str(), 0) == 0;

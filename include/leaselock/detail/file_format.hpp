@@ -190,8 +190,8 @@ inline const char* decode(const unsigned char* data, std::size_t size, Record& r
       return "an exclusive holder shares the key";
     if (!record.holders.empty() && record.holders[0].mode == Mode::exclusive)
       return "an exclusive holder shares the key";
-    record.holders.push_back(Holder{party.token, party.mode, party.a, party.b, party.c,
-                                    std::string(party.owner)});
+    record.holders.push_back(
+        Holder{party.token, party.mode, party.a, party.b, party.c, std::string(party.owner)});
     ids.push_back(party.id);
   }
   std::uint64_t previous_ticket = 0;
