@@ -619,8 +619,7 @@ Outcome guarded_agents(const Setup& setup, Children& children) {
   const std::int64_t killed_ns = now_ns();
   if (::kill(pids[kVictim], SIGKILL) != 0) throw_errno("kill");
   const int victim_status = children.reap(pids[kVictim]);  // reaped: its pid is gone now
-  std::printf("  kill -9 %s (pid %ld), %.1f ms into its edit\n", victim.c_str(),
-              static_cast<long>(pids[kVictim]), ms_between(held.acquired_ns, killed_ns));
+  std::printf("  kill -9 %s (pid %ld)\n", victim.c_str(), static_cast<long>(pids[kVictim]));
 
   Outcome outcome;
   outcome.ok = WIFSIGNALED(victim_status) && WTERMSIG(victim_status) == SIGKILL;
@@ -664,8 +663,8 @@ Outcome guarded_agents(const Setup& setup, Children& children) {
     const double after_ms = ms_between(killed_ns, successor->second.at_ns);
     const double ttl_left_ms = ms_between(killed_ns, held.expires_ns);
     std::printf(
-        "  %s took the lease over %.1f ms after the kill (fence %llu); its TTL alone would "
-        "have freed it %.0f ms after the kill\n",
+        "  %s took the lease over %.1f ms after the kill (fence %llu); its TTL had %.0f ms to "
+        "go\n",
         successor->first.c_str(), after_ms,
         static_cast<unsigned long long>(successor->second.fence), ttl_left_ms);
     if (after_ms < 0) {
@@ -741,7 +740,7 @@ void stale_holder(const Setup& setup, Children& children, Outcome& outcome) {
   if (!read_all(holding.read_end, &held, sizeof held)) {
     throw std::runtime_error(paused + " ended before it held the lease");
   }
-  std::printf("  %s takes the lease (fence %llu, TTL %lld ms), reads the file and stalls\n",
+  std::printf("  %s takes the lease (fence %llu, TTL %lld ms), reads the file and stalls (alive)\n",
               paused.c_str(), static_cast<unsigned long long>(held.fence),
               static_cast<long long>(kStallTtl.count()));
   outcome.completed[paused] = 0;
@@ -753,9 +752,8 @@ void stale_holder(const Setup& setup, Children& children, Outcome& outcome) {
       read_all(late_report.read_end, &late_stored, sizeof late_stored)) {
     outcome.completed[late] = late_stored;
     std::printf(
-        "  %s gets the lease %.0f ms after %s took it — its TTL ran out (it is alive, so "
-        "nothing frees it sooner) — and writes with fence %llu\n",
-        late.c_str(), ms_between(held.acquired_ns, acquired.at_ns), paused.c_str(),
+        "  %s gets the lease %.0f ms later, when that TTL runs out, and writes with fence %llu\n",
+        late.c_str(), ms_between(held.acquired_ns, acquired.at_ns),
         static_cast<unsigned long long>(acquired.fence));
     if (late_stored != 1 || acquired.fence <= held.fence || acquired.at_ns < held.expires_ns) {
       std::printf("  ... while %s's lease was still running!\n", paused.c_str());
@@ -845,9 +843,9 @@ int run(std::size_t agents, std::size_t edits) {
     return 1;
   }
 
-  std::printf("round 2: each process takes an exclusive lease on the file's path (TTL %lld ms)\n",
-              static_cast<long long>(kTtl.count()));
-  std::printf("from its own file_lock_manager on %s\n", setup.lock_dir.c_str());
+  std::printf("round 2: each agent takes an exclusive lease on the file's path for each edit\n");
+  std::printf("(TTL %lld ms) from its own file_lock_manager on %s\n",
+              static_cast<long long>(kTtl.count()), setup.lock_dir.c_str());
   store(file, State{});
   Outcome second = guarded_agents(setup, children);
   stale_holder(setup, children, second);

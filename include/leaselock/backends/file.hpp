@@ -301,7 +301,7 @@ class FileBackend {
             seen = __atomic_load_n(&mapped.header->wake, __ATOMIC_RELAXED);
             if constexpr (kParkHook) {
               parker.reset();
-              mapped.park(parker);
+              Parked::instance().add(mapped, parker);
             }
           }
           return decided;
@@ -315,10 +315,9 @@ class FileBackend {
         if (next == Next::again) continue;
         if constexpr (kParkHook) {
           struct Unpark {
-            Mapped& mapped;
             detail::Parker& parker;
-            ~Unpark() { mapped.unpark(parker); }
-          } unpark{mapped, parker};
+            ~Unpark() { Parked::instance().remove(parker); }
+          } unpark{parker};
           detail::park_until(clock, parker, step->wake_at);
         } else {
           detail::Nanos timeout = detail::kForever;
@@ -407,34 +406,44 @@ class FileBackend {
     // (token, process) of the decoded record, sorted by token.
     std::vector<std::pair<Token, detail::posix::ProcessIdentity>> parties;
 
-    // Threads of this process parked on a clock with a park hook (ManualClock).
-    std::mutex parked_mutex;
-    std::vector<detail::Parker*> parked;
-    std::atomic<std::size_t> parked_count{0};
-
     Mapped() = default;
     Mapped(const Mapped&) = delete;
     Mapped& operator=(const Mapped&) = delete;
     ~Mapped() {
       if (base) ::munmap(base, detail::file::kMapSize);
     }
+  };
 
-    void park(detail::Parker& parker) {
-      std::lock_guard<std::mutex> lock(parked_mutex);
-      parked.push_back(&parker);
-      parked_count.fetch_add(1, std::memory_order_relaxed);
+  // Threads of this process parked on a clock with a park hook (ManualClock), by record
+  // file: such clocks are process-local, so their waiters are woken by this process's
+  // changes to the file, whichever backend instance makes them.
+  struct Parked {
+    std::mutex mutex;
+    std::vector<std::pair<std::pair<dev_t, ino_t>, detail::Parker*>> parkers;
+    std::atomic<std::size_t> count{0};
+
+    static Parked& instance() {
+      static Parked parked;
+      return parked;
     }
-    void unpark(detail::Parker& parker) noexcept {
-      std::lock_guard<std::mutex> lock(parked_mutex);
-      const auto it = std::find(parked.begin(), parked.end(), &parker);
-      if (it == parked.end()) return;
-      parked.erase(it);
-      parked_count.fetch_sub(1, std::memory_order_relaxed);
+    void add(const Mapped& m, detail::Parker& parker) {
+      std::lock_guard<std::mutex> lock(mutex);
+      parkers.emplace_back(std::make_pair(m.device, m.inode), &parker);
+      count.fetch_add(1, std::memory_order_relaxed);
     }
-    void wake_parked() noexcept {
-      if (parked_count.load(std::memory_order_relaxed) == 0) return;
-      std::lock_guard<std::mutex> lock(parked_mutex);
-      for (detail::Parker* parker : parked) parker->unpark();
+    void remove(detail::Parker& parker) noexcept {
+      std::lock_guard<std::mutex> lock(mutex);
+      const auto it = std::find_if(parkers.begin(), parkers.end(),
+                                   [&](const auto& entry) { return entry.second == &parker; });
+      if (it == parkers.end()) return;
+      parkers.erase(it);
+      count.fetch_sub(1, std::memory_order_relaxed);
+    }
+    void wake(const Mapped& m) noexcept {
+      if (count.load(std::memory_order_relaxed) == 0) return;
+      std::lock_guard<std::mutex> lock(mutex);
+      for (const auto& entry : parkers)
+        if (entry.first.first == m.device && entry.first.second == m.inode) entry.second->unpark();
     }
   };
 
@@ -553,6 +562,12 @@ class FileBackend {
       throw StorageError(message, path, error);
     }
 
+    // A refusal on policy: the message says why; `error` only sets code().
+    [[noreturn]] void refuse(const std::string& what, const std::filesystem::path& path,
+                             int error) const {
+      throw StorageError("leaselock: " + what, path, error);
+    }
+
     [[noreturn]] void corrupt(const Mapped& m, const std::string& why) const {
       fail("record file '" + file_path(m.name).string() + "' is corrupt (" + why +
                "); it was left untouched — move it away to free the key",
@@ -564,31 +579,35 @@ class FileBackend {
     void open_directory() {
       if (dir.empty()) fail("the lock directory path is empty", dir, EINVAL);
       const mode_t dir_mode = options.group_shared ? 02770 : 0700;
-      if (::mkdir(dir.c_str(), dir_mode) != 0 && errno != EEXIST)
+      const bool created = ::mkdir(dir.c_str(), dir_mode) == 0;
+      if (!created && errno != EEXIST)
         fail("cannot create lock directory '" + dir.string() + "'", dir, errno);
       dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
       if (dir_fd < 0) {
         const int error = errno;
         struct stat st {};
         if (::lstat(dir.c_str(), &st) == 0 && S_ISLNK(st.st_mode))
-          fail("lock directory '" + dir.string() + "' is a symbolic link; refusing to follow it",
-               dir, ELOOP);
+          refuse("lock directory '" + dir.string() + "' is a symbolic link; refusing to follow it",
+                 dir, ELOOP);
         fail("cannot open lock directory '" + dir.string() + "'", dir, error);
       }
+      // mkdir's mode passes through the umask and drops the set-group-id bit.
+      if (created && ::fchmod(dir_fd, dir_mode) != 0)
+        fail("cannot set the mode of lock directory '" + dir.string() + "'", dir, errno);
       struct stat st {};
       if (::fstat(dir_fd, &st) != 0) fail("cannot stat '" + dir.string() + "'", dir, errno);
       if (st.st_mode & S_IWOTH)
-        fail("lock directory '" + dir.string() +
-                 "' is writable by others; use a directory only its owner (or group) can write",
-             dir, EPERM);
+        refuse("lock directory '" + dir.string() +
+                   "' is writable by others; use a directory only its owner (or group) can write",
+               dir, EPERM);
       if (!options.group_shared && (st.st_mode & S_IWGRP))
-        fail("lock directory '" + dir.string() +
-                 "' is writable by its group; pass group_shared = true to share it",
-             dir, EPERM);
+        refuse("lock directory '" + dir.string() +
+                   "' is writable by its group; pass group_shared = true to share it",
+               dir, EPERM);
       if (!options.group_shared && st.st_uid != ::geteuid())
-        fail("lock directory '" + dir.string() + "' belongs to another user (uid " +
-                 std::to_string(st.st_uid) + ")",
-             dir, EPERM);
+        refuse("lock directory '" + dir.string() + "' belongs to another user (uid " +
+                   std::to_string(st.st_uid) + ")",
+               dir, EPERM);
     }
 
     // Opens `name` in the directory without following a symbolic link, and checks it is
@@ -598,13 +617,14 @@ class FileBackend {
       if (fd < 0) {
         if (errno == ENOENT) return -1;
         if (errno == ELOOP)
-          fail("'" + file_path(name).string() + "' is a symbolic link; refusing to follow it",
-               file_path(name), ELOOP);
+          refuse("'" + file_path(name).string() + "' is a symbolic link; refusing to follow it",
+                 file_path(name), ELOOP);
         fail("cannot open '" + file_path(name).string() + "'", file_path(name), errno);
       }
       const auto close_and_fail = [&](const std::string& what, int error) {
         ::close(fd);
-        fail(what, file_path(name), error);
+        if (error == EPERM || error == EINVAL) refuse(what, file_path(name), error);
+        fail(what, file_path(name), error);  // the system refused
       };
       if (::fstat(fd, &st) != 0)
         close_and_fail("cannot stat '" + file_path(name).string() + "'", errno);
@@ -1027,7 +1047,7 @@ class FileBackend {
       }
       if (wake) {
         detail::posix::futex_wake_all(&m.header->wake);
-        m.wake_parked();
+        Parked::instance().wake(m);
       }
       return result;
     }
