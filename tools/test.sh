@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tools/test.sh — leaselock's whole test run, from a fresh Debian/Ubuntu machine.
 #
-#   ./tools/test.sh                 # formatting + presets debug asan tsan clang clang-cxx20 gcc-cxx20
+#   ./tools/test.sh                 # formatting + presets debug asan tsan clang clang-cxx20 gcc-cxx20 fuzz
 #   ./tools/test.sh --quick         # formatting + the debug preset only
 #   ./tools/test.sh tsan clang      # formatting + the presets named (see CMakePresets.json)
 #
@@ -13,7 +13,7 @@ set -u -o pipefail
 
 cd "$(dirname "$0")/.." || exit 2
 
-all_presets=(debug asan tsan clang clang-cxx20 gcc-cxx20)
+all_presets=(debug asan tsan clang clang-cxx20 gcc-cxx20 fuzz)
 presets=()
 for arg in "$@"; do
   case "$arg" in
@@ -53,6 +53,11 @@ command -v clang++ >/dev/null 2>&1 || missing+=(clang)
 command -v clang-format >/dev/null 2>&1 || missing+=(clang-format)
 command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
 have_doctest || missing+=(doctest-dev)
+# libFuzzer's runtime (the fuzz preset) comes with clang's runtime libraries.
+if ! ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1 &&
+  ! ls /usr/lib/llvm-*/lib/clang/*/lib/*/libclang_rt.fuzzer.a >/dev/null 2>&1; then
+  missing+=(libclang-rt-dev)
+fi
 
 if [ ${#missing[@]} -gt 0 ]; then
   say "Installing missing packages: ${missing[*]}"
