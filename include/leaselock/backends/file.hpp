@@ -125,11 +125,14 @@ struct RecordHeader {
   std::uint32_t slot_base;
   char clock[kClockNameSize];
   std::uint64_t header_check;  // of the bytes before it, and the key
+  // What every operation touches shares one cache line.
   alignas(64) pthread_mutex_t mutex;
-  alignas(64) std::uint64_t layout;  // slot capacity << 1 | current slot
+  std::uint64_t layout;  // slot capacity << 1 | current slot
   std::uint32_t wake;                // futex word: bumped when waiters should look again
   std::uint32_t removed;             // the file was (or is being) unlinked: open the key afresh
 };
+static_assert(offsetof(RecordHeader, removed) + sizeof(std::uint32_t) <= 128,
+              "the mutex, layout and wake word share one cache line");
 inline constexpr std::size_t kKeyOffset = (sizeof(RecordHeader) + 63) & ~std::size_t{63};
 
 struct SlotHeader {
@@ -354,16 +357,7 @@ class FileBackend {
 
   template <class Fn>
   void read_all(Fn&& fn) const {
-    state_->for_each_record([&](Mapped& mapped) {
-      Outcome outcome;
-      state_->run(
-          mapped, outcome,
-          [&](detail::Record& record) {
-            fn(std::string_view(mapped.key), static_cast<const detail::Record&>(record));
-            return true;
-          },
-          /*store=*/false);
-    });
+    state_->for_each_name([&](const std::string& name) { state_->read_snapshot(name, fn); });
   }
 
   /// Record files this backend has mapped now (held, cached, or idle and kept a while).
@@ -403,15 +397,16 @@ class FileBackend {
     std::uint64_t generation = 0;
     detail::Record record;
     std::vector<detail::posix::ProcessIdentity> ids;  // holders', then waiters'
-    // (token, process) of the decoded record, sorted by token.
-    std::vector<std::pair<Token, detail::posix::ProcessIdentity>> parties;
+    // (token, process) of the holders and waiters of other processes, sorted by token.
+    std::vector<std::pair<Token, detail::posix::ProcessIdentity>> foreign;
 
     Mapped() = default;
     Mapped(const Mapped&) = delete;
     Mapped& operator=(const Mapped&) = delete;
     ~Mapped() {
-      if (base) ::munmap(base, detail::file::kMapSize);
+      if (base && owns_mapping) ::munmap(base, detail::file::kMapSize);
     }
+    bool owns_mapping = true;  // false: base is a copy of the file read with pread
   };
 
   // Threads of this process parked on a clock with a park hook (ManualClock), by record
@@ -802,8 +797,8 @@ class FileBackend {
     }
 
     // Creates key's record file, whole, under a temporary name, and links it into place.
-    // Returns false if another process linked one first.
-    bool create_record(std::string_view key, const std::string& name) {
+    // Returns its mapping, or nullptr if another process linked one first.
+    std::unique_ptr<Mapped> create_record(std::string_view key, const std::string& name) {
       using detail::file::RecordHeader;
       std::uint64_t random = 0;
       detail::posix::fill_random(&random, sizeof random);
@@ -847,13 +842,27 @@ class FileBackend {
       h->layout = detail::file::kInitialSlot << 1;
       detail::Record empty;
       empty.last_fence = fence_floor();
-      write_slot(base + slot_base, empty, nullptr, 1);
+      write_slot(
+          base + slot_base, empty,
+          [](std::size_t, const Token&) { return detail::posix::ProcessIdentity{}; }, 1);
+      struct stat st {};
+      if (::fstat(fd, &st) != 0) fail("cannot stat a record in '" + dir.string() + "'", dir, errno);
       if (::linkat(dir_fd, tmp, dir_fd, name.c_str(), 0) != 0) {
-        if (errno == EEXIST) return false;
+        if (errno == EEXIST) return nullptr;
         fail("cannot create record file '" + file_path(name).string() + "'", file_path(name),
              errno);
       }
-      return true;
+      auto m = std::make_unique<Mapped>();
+      m->key.assign(key.data(), key.size());
+      m->name = name;
+      m->base = base;
+      m->header = h;
+      m->slot_base = slot_base;
+      m->verified_size = size;
+      m->device = st.st_dev;
+      m->inode = st.st_ino;
+      cleanup.memory = MAP_FAILED;  // the mapping is m's now
+      return m;
     }
 
     void init_mutex(pthread_mutex_t& mutex, const std::string& name) const {
@@ -909,7 +918,8 @@ class FileBackend {
           break;
         }
         if (!create) return nullptr;
-        create_record(key, name);  // false: another process was first; map theirs
+        fresh = create_record(key, name);
+        if (fresh) break;  // else another process was first: map theirs
       }
       fresh->hash = hash;
       Mapped* victim = nullptr;
@@ -1085,7 +1095,7 @@ class FileBackend {
         corrupt(m, error);
       m.generation = slot_header.generation;
       m.decoded = true;
-      index_parties(m);
+      index_foreign(m, m.ids);
     }
 
     void verify_size(Mapped& m, std::size_t needed) {
@@ -1100,21 +1110,28 @@ class FileBackend {
                        std::to_string(needed));
     }
 
-    static void index_parties(Mapped& m) {
-      m.parties.clear();
+    // Keeps, sorted by token, the holders and waiters of m's record that belong to other
+    // processes (`ids` gives each one's process, holders first): most records have none.
+    static void index_foreign(Mapped& m, const std::vector<detail::posix::ProcessIdentity>& ids) {
+      const auto& self = detail::posix::self_identity();
+      m.foreign.clear();
       std::size_t i = 0;
-      for (const detail::Holder& h : m.record.holders) m.parties.emplace_back(h.token, m.ids[i++]);
-      for (const detail::Waiter& w : m.record.waiters) m.parties.emplace_back(w.token, m.ids[i++]);
-      std::sort(m.parties.begin(), m.parties.end(),
+      for (const detail::Holder& h : m.record.holders)
+        if (const auto& id = ids[i++]; id != self) m.foreign.emplace_back(h.token, id);
+      for (const detail::Waiter& w : m.record.waiters)
+        if (const auto& id = ids[i++]; id != self) m.foreign.emplace_back(w.token, id);
+      std::sort(m.foreign.begin(), m.foreign.end(),
                 [](const auto& a, const auto& b) { return a.first < b.first; });
     }
 
-    // The process of a holder or waiter of the decoded record: as stored, or this one
-    // for a token the record did not have (a request this process just made).
+    // The process of a holder or waiter of the decoded record: another process as stored,
+    // or this one (for a token the record did not have: a request this process just made).
     static const detail::posix::ProcessIdentity& identity_of(const Mapped& m, const Token& token) {
-      const auto it = std::lower_bound(m.parties.begin(), m.parties.end(), token,
-                                       [](const auto& p, const Token& t) { return p.first < t; });
-      if (it != m.parties.end() && it->first == token) return it->second;
+      if (!m.foreign.empty()) {
+        const auto it = std::lower_bound(m.foreign.begin(), m.foreign.end(), token,
+                                         [](const auto& p, const Token& t) { return p.first < t; });
+        if (it != m.foreign.end() && it->first == token) return it->second;
+      }
       return detail::posix::self_identity();
     }
 
@@ -1138,24 +1155,31 @@ class FileBackend {
         capacity = grown;
         target = 1;  // beyond the old slots whichever was current
       }
-      m.ids.clear();
-      for (const detail::Holder& h : record.holders) m.ids.push_back(identity_of(m, h.token));
-      for (const detail::Waiter& w : record.waiters) m.ids.push_back(identity_of(m, w.token));
       const std::uint64_t generation = m.generation + 1;
-      write_slot(m.base + m.slot_base + target * capacity, record, m.ids.data(), generation);
+      write_slot(
+          m.base + m.slot_base + target * capacity, record,
+          [&](std::size_t, const Token& token) { return identity_of(m, token); }, generation);
       layout = (static_cast<std::uint64_t>(capacity) << 1) | target;
       __atomic_store_n(&m.header->layout, layout, __ATOMIC_RELEASE);
       m.generation = generation;
-      index_parties(m);
+      if (!m.foreign.empty()) {  // drop those that left
+        const auto gone = [&](const auto& p) {
+          return !detail::find_holder(record, p.first) &&
+                 std::none_of(record.waiters.begin(), record.waiters.end(),
+                              [&](const detail::Waiter& w) { return w.token == p.first; });
+        };
+        m.foreign.erase(std::remove_if(m.foreign.begin(), m.foreign.end(), gone), m.foreign.end());
+      }
     }
 
+    template <class IdentityOf>
     static void write_slot(unsigned char* slot, const detail::Record& record,
-                           const detail::posix::ProcessIdentity* ids, std::uint64_t generation) {
+                           IdentityOf&& identity_of, std::uint64_t generation) {
       detail::file::SlotHeader header{};
       header.generation = generation;
       header.size = detail::file::encoded_size(record);
       unsigned char* payload = slot + sizeof header;
-      detail::file::encode(record, ids, payload);
+      detail::file::encode(record, identity_of, payload);
       header.check =
           detail::file::checksum(payload, static_cast<std::size_t>(header.size), generation);
       std::memcpy(slot, &header, sizeof header);
@@ -1178,11 +1202,7 @@ class FileBackend {
 
     // --- dead processes ---------------------------------------------------------------
 
-    bool has_foreign(const Mapped& m) const noexcept {
-      const auto& self = detail::posix::self_identity();
-      return std::any_of(m.parties.begin(), m.parties.end(),
-                         [&](const auto& p) { return p.second != self; });
-    }
+    bool has_foreign(const Mapped& m) const noexcept { return !m.foreign.empty(); }
 
     // Removes from `record` (m's, under its lock) the holders and waiters whose process
     // has certainly ended. Returns true if it removed any.
@@ -1253,6 +1273,64 @@ class FileBackend {
     bool file_exists(const std::string& name) const noexcept {
       struct stat st {};
       return ::fstatat(dir_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0;
+    }
+
+    // Reads record file `name` without its mutex (for list()): one pread of the file,
+    // whose current slot is whole when its checksum matches (a writer never writes the
+    // current slot). A slot being rewritten as it is read is read again; a record that
+    // stays damaged is read under its mutex, which reports it. Removed files are skipped.
+    template <class Fn>
+    void read_snapshot(const std::string& name, Fn&& fn) {
+      thread_local std::vector<unsigned char> bytes;
+      for (int attempt = 0; attempt < 4; ++attempt) {
+        struct stat st {};
+        const int fd = open_file(name, O_RDONLY, st);
+        if (fd < 0) return;
+        const auto size = std::min(static_cast<std::size_t>(st.st_size), detail::file::kMapSize);
+        bytes.resize(std::max(size, sizeof(detail::file::RecordHeader)));
+        std::size_t done = 0;
+        while (done < size) {
+          const ssize_t got =
+              ::pread(fd, bytes.data() + done, size - done, static_cast<off_t>(done));
+          if (got < 0 && errno == EINTR) continue;
+          if (got <= 0) break;
+          done += static_cast<std::size_t>(got);
+        }
+        ::close(fd);
+        Mapped copy;
+        copy.owns_mapping = false;
+        copy.base = bytes.data();
+        copy.header = reinterpret_cast<detail::file::RecordHeader*>(bytes.data());
+        copy.name = name;
+        copy.verified_size = done;
+        copy.device = st.st_dev;
+        copy.inode = st.st_ino;
+        try {
+          check_header(copy, nullptr);
+          if (copy.header->removed) return;
+          load(copy);
+        } catch (const StorageError&) {
+          continue;  // torn or damaged: read again, then under the mutex
+        }
+        fn(std::string_view(copy.key), static_cast<const detail::Record&>(copy.record));
+        return;
+      }
+      std::unique_ptr<Mapped> m;
+      try {
+        m = map_record(name, nullptr);
+      } catch (const StorageError&) {
+        if (!file_exists(name)) return;  // removed while we looked
+        throw;
+      }
+      if (!m) return;
+      Outcome outcome;
+      run(
+          *m, outcome,
+          [&](detail::Record& record) {
+            fn(std::string_view(m->key), static_cast<const detail::Record&>(record));
+            return true;
+          },
+          /*store=*/false);
     }
 
     std::size_t remove_idle() {

@@ -144,18 +144,22 @@ inline const char* get_party(const unsigned char*& in, const unsigned char* end,
 
 }  // namespace codec
 
-/// Writes `record` to `out` (encoded_size(record) bytes); ids[i] is the process of
-/// holder i, then of waiter i - holders.size().
-inline void encode(const Record& record, const ProcessIdentity* ids, unsigned char* out) noexcept {
+/// Writes `record` to `out` (encoded_size(record) bytes); identity_of(i, token) gives the
+/// process of party i: holder i, then waiter i - holders.size().
+template <class IdentityOf>
+void encode(const Record& record, IdentityOf&& identity_of, unsigned char* out) {
+  std::size_t i = 0;
   codec::put(out, record.last_fence);
   codec::put(out, record.last_ticket);
   codec::put(out, record.version);
   codec::put(out, static_cast<std::uint32_t>(record.holders.size()));
   codec::put(out, static_cast<std::uint32_t>(record.waiters.size()));
   for (const Holder& h : record.holders)
-    codec::put_party(out, h.token, h.fence, h.acquired_at, h.expires_at, *ids++, h.mode, h.owner);
+    codec::put_party(out, h.token, h.fence, h.acquired_at, h.expires_at, identity_of(i++, h.token),
+                     h.mode, h.owner);
   for (const Waiter& w : record.waiters)
-    codec::put_party(out, w.token, w.ticket, w.ttl, w.deadline, *ids++, w.mode, w.owner);
+    codec::put_party(out, w.token, w.ticket, w.ttl, w.deadline, identity_of(i++, w.token), w.mode,
+                     w.owner);
 }
 
 /// Reads a payload into `record` and `ids`. Returns nullptr when it is well formed, else
