@@ -461,3 +461,78 @@ TEST_CASE("file: a process killed inside a record update leaves the record whole
   CHECK(lease.fence() == fence + 1);
   CHECK(locks.status("torn")->holders.size() == 1);
 }
+
+TEST_CASE("file: a record grows with its holders, and a full one is refused cleanly") {
+  test::TempDir tmp;
+  const auto dir = tmp.sub("locks");
+  ManualFiles locks{FileBackend{dir}};
+  const std::string owner(leaselock::max_owner_size, 'o');
+  std::vector<ManualFiles::Lease> readers;
+  for (int i = 0; i < 300; ++i) {
+    readers.push_back(locks.try_acquire("crowded", Mode::shared, 10s, {}, owner));
+    REQUIRE(readers.back());
+  }
+  {
+    ManualFiles other{FileBackend{dir}};  // reads the grown file from scratch
+    REQUIRE(other.status("crowded"));
+    CHECK(other.status("crowded")->holders.size() == 300);
+    CHECK_FALSE(other.try_acquire("crowded", Mode::exclusive, 10s));
+  }
+  // Up to the record's limit; the request that does not fit is refused, the rest kept.
+  std::string error;
+  while (error.empty() && readers.size() < 5000) {
+    error = storage_error(
+        [&] { readers.push_back(locks.try_acquire("crowded", Mode::shared, 10s, {}, owner)); });
+  }
+  const std::size_t held = readers.size();
+  CHECK(held > 1000);
+  CHECK(error.rfind("leaselock: record file '" + record_path(dir, "crowded").string() +
+                        "' is full: " + std::to_string(held + 1) + " holders and 0 waiters need ",
+                    0) == 0);
+  CHECK(locks.status("crowded")->holders.size() == held);
+  readers.clear();
+  CHECK_FALSE(locks.status("crowded"));
+  CHECK(locks.try_acquire("crowded", Mode::exclusive, 10s));
+}
+
+TEST_CASE("file: with liveness checks off, a dead holder's lease frees itself at its TTL") {
+  test::TempDir tmp;
+  const auto dir = tmp.sub("locks");
+  FileBackendOptions options;
+  options.liveness_check = 0ms;
+  leaselock::ManualClock clock;  // this process's time; the child's starts at 0 too
+  ManualFiles locks{FileBackend{dir, options}, clock};
+  test::Child holder([&](auto report) {
+    ManualFiles mine{FileBackend{dir}};
+    auto lease = mine.try_acquire("job", Mode::exclusive, 1h);
+    report(lease ? "holding" : "refused");
+    ::pause();
+    return 0;
+  });
+  REQUIRE(holder.next_line() == "holding");
+  holder.kill_and_wait_for_zombie();
+  CHECK_FALSE(locks.try_acquire("job", Mode::exclusive, 1h));  // dead, but not checked
+  clock.advance(1h - 1ns);
+  CHECK_FALSE(locks.try_acquire("job", Mode::exclusive, 1h));
+  clock.advance(1ns);
+  CHECK(locks.try_acquire("job", Mode::exclusive, 1h));
+}
+
+TEST_CASE("file: remove_idle() removes temporary files of dead creators, not fresh ones") {
+  test::TempDir tmp;
+  const auto dir = tmp.sub("locks");
+  ManualFiles locks{FileBackend{dir}};
+  test::Child gone([](auto) { return 0; });
+  const pid_t dead = gone.pid();
+  REQUIRE(gone.wait() == 0);
+  const auto old_tmp = dir / (".tmp-" + std::to_string(dead) + "-0123456789abcdef");
+  const auto new_tmp = dir / (".tmp-" + std::to_string(dead) + "-fedcba9876543210");
+  const auto live_tmp = dir / (".tmp-" + std::to_string(::getpid()) + "-0000000000000000");
+  for (const auto& path : {old_tmp, new_tmp, live_tmp}) write_all(path, "");
+  const timespec old_times[2] = {{::time(nullptr) - 3600, 0}, {::time(nullptr) - 3600, 0}};
+  REQUIRE(::utimensat(AT_FDCWD, old_tmp.c_str(), old_times, 0) == 0);
+  REQUIRE(::utimensat(AT_FDCWD, live_tmp.c_str(), old_times, 0) == 0);
+  CHECK(locks.backend().remove_idle() == 1);
+  CHECK(files_in(dir) == std::set<std::string>{".leaselock", new_tmp.filename().string(),
+                                               live_tmp.filename().string()});
+}

@@ -64,6 +64,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 #include <functional>
 #include <memory>
@@ -127,9 +128,9 @@ struct RecordHeader {
   std::uint64_t header_check;  // of the bytes before it, and the key
   // What every operation touches shares one cache line.
   alignas(64) pthread_mutex_t mutex;
-  std::uint64_t layout;  // slot capacity << 1 | current slot
-  std::uint32_t wake;                // futex word: bumped when waiters should look again
-  std::uint32_t removed;             // the file was (or is being) unlinked: open the key afresh
+  std::uint64_t layout;   // slot capacity << 1 | current slot
+  std::uint32_t wake;     // futex word: bumped when waiters should look again
+  std::uint32_t removed;  // the file was (or is being) unlinked: open the key afresh
 };
 static_assert(offsetof(RecordHeader, removed) + sizeof(std::uint32_t) <= 128,
               "the mutex, layout and wake word share one cache line");
@@ -235,7 +236,8 @@ class FileBackend {
       auto result = state_->run(mapped, outcome, [&](detail::Record& record) {
         auto first = fn(record);
         // Refused: if a holder's process has died, its lease goes and we try again.
-        if (!first && state_->reclaim(mapped, record)) return fn(record);
+        if (!first && state_->options.liveness_check.count() > 0 && state_->reclaim(mapped, record))
+          return fn(record);
         return first;
       });
       if (outcome.removed) {
@@ -1144,16 +1146,30 @@ class FileBackend {
       std::size_t capacity = static_cast<std::size_t>(layout >> 1);
       std::size_t target = 1 - (layout & 1);
       if (needed > capacity) {
-        const std::size_t grown = std::max(2 * capacity, detail::file::align64(needed));
-        if (m.slot_base + 2 * grown > detail::file::kMapSize)
+        // Slots of the new capacity start beyond the current one: slot 1 of capacity c'
+        // begins at c' >= 2c past slot 0, or >= c when slot 0 is current.
+        const std::size_t largest = (detail::file::kMapSize - m.slot_base) / 2 & ~std::size_t{63};
+        const std::size_t grown =
+            std::min(std::max(2 * capacity, detail::file::align64(needed)), largest);
+        if (grown < needed)
           fail("record file '" + file_path(m.name).string() +
                    "' is full: " + std::to_string(record.holders.size()) + " holders and " +
                    std::to_string(record.waiters.size()) + " waiters need " +
                    std::to_string(needed) + " bytes",
                file_path(m.name), ENOSPC);
+        if (target == 0 && grown < 2 * capacity) {
+          // Slot 1 is current and too close: copy it, unchanged, to slot 0 first.
+          unsigned char* current = m.base + m.slot_base + capacity;
+          detail::file::SlotHeader header;
+          std::memcpy(&header, current, sizeof header);
+          std::memcpy(m.base + m.slot_base, current,
+                      sizeof header + static_cast<std::size_t>(header.size));
+          __atomic_store_n(&m.header->layout, static_cast<std::uint64_t>(capacity) << 1,
+                           __ATOMIC_RELEASE);
+        }
         grow(m, m.slot_base + 2 * grown);
         capacity = grown;
-        target = 1;  // beyond the old slots whichever was current
+        target = 1;
       }
       const std::uint64_t generation = m.generation + 1;
       write_slot(
@@ -1347,8 +1363,14 @@ class FileBackend {
       ::rewinddir(stream);
       std::vector<std::string> stale;
       while (const dirent* entry = ::readdir(stream)) {
+        // Named by the creator's pid; also at least a minute old, for a creator in another
+        // PID namespace whose pid means nothing here.
         unsigned pid = 0;
         if (std::sscanf(entry->d_name, ".tmp-%u-", &pid) != 1 || pid == 0) continue;
+        struct stat st {};
+        if (::fstatat(dir_fd, entry->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+            st.st_mtime > ::time(nullptr) - 60)
+          continue;
         if (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH)
           stale.emplace_back(entry->d_name);
       }
