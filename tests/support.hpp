@@ -28,6 +28,7 @@ using leaselock::Mode;
 struct InProcessSetup {
   using Backend = leaselock::InProcessBackend;
   static constexpr const char* name = "in-process";
+  static constexpr bool instances_share_storage = false;
   Backend make() { return Backend{}; }
 };
 
@@ -58,6 +59,7 @@ class TempDir {
 struct FileSetup {
   using Backend = leaselock::FileBackend;
   static constexpr const char* name = "file";
+  static constexpr bool instances_share_storage = true;
   TempDir dir;
   Backend make() { return Backend{dir.sub("locks")}; }
 };

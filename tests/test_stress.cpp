@@ -5,6 +5,7 @@
 // timing, so the test cannot be flaky, only slow.
 #include <algorithm>
 #include <map>
+#include <memory>
 #include <random>
 #include <thread>
 
@@ -34,8 +35,14 @@ struct ThreadLog {
 
 }  // namespace
 
-TEST_CASE("stress: invariants hold under 6 threads on 64 keys" * doctest::timeout(120)) {
-  leaselock::local_lock_manager locks;
+TEST_CASE_TEMPLATE("stress: invariants hold under 6 threads on 64 keys" * doctest::timeout(120),
+                   Setup, LEASELOCK_BACKEND_SETUPS) {
+  // Where backends can share storage (FileBackend), half the threads use a second one.
+  using Manager = leaselock::LockManager<Clock, typename Setup::Backend>;
+  Setup setup;
+  Manager locks{setup.make()};
+  std::unique_ptr<Manager> second;
+  if constexpr (Setup::instances_share_storage) second = std::make_unique<Manager>(setup.make());
   constexpr int kThreads = 6;
   constexpr int kKeys = 64;
   constexpr int kOpsPerThread = 6000;
@@ -54,7 +61,8 @@ TEST_CASE("stress: invariants hold under 6 threads on 64 keys" * doctest::timeou
         const Mode mode = random() % 3 == 0 ? Mode::exclusive : Mode::shared;
         const auto ttl = std::chrono::microseconds(200 + random() % 3000);
         const auto wait = std::chrono::microseconds(random() % 4 == 0 ? 0 : random() % 2000);
-        auto lease = locks.try_acquire(keys[static_cast<std::size_t>(key)], mode, ttl, wait);
+        Manager& manager = second && t % 2 ? *second : locks;
+        auto lease = manager.try_acquire(keys[static_cast<std::size_t>(key)], mode, ttl, wait);
         if (!lease) {
           ++log.timeouts;
           continue;
