@@ -10,8 +10,9 @@ using leaselock::Mode;
 namespace {
 
 // A manager on a ManualClock whose events are recorded.
+template <class Setup>
 struct Watched {
-  test::Harness<test::InProcessSetup> h;
+  test::Harness<Setup> h;
   test::RecordingObserver events;
   Watched() { h.locks.set_observer(&events); }
   ~Watched() { h.locks.set_observer(nullptr); }
@@ -19,7 +20,11 @@ struct Watched {
 
 }  // namespace
 
-TEST_CASE_FIXTURE(Watched, "keep_alive renews before expiry for as long as the lease is held") {
+TEST_CASE_TEMPLATE("keep_alive renews before expiry for as long as the lease is held", Setup,
+                   LEASELOCK_BACKEND_SETUPS) {
+  Watched<Setup> watched;
+  auto& h = watched.h;
+  [[maybe_unused]] auto& events = watched.events;
   auto lease = h.locks.try_acquire("long-job", Mode::exclusive, 30s);
   REQUIRE(lease);
   lease.keep_alive();  // every 10 s, for 30 s each time
@@ -38,7 +43,11 @@ TEST_CASE_FIXTURE(Watched, "keep_alive renews before expiry for as long as the l
   CHECK(events.count(LockEventKind::lost) == 0);
 }
 
-TEST_CASE_FIXTURE(Watched, "keep_alive reports a lease lost when its renewal comes too late") {
+TEST_CASE_TEMPLATE("keep_alive reports a lease lost when its renewal comes too late", Setup,
+                   LEASELOCK_BACKEND_SETUPS) {
+  Watched<Setup> watched;
+  auto& h = watched.h;
+  [[maybe_unused]] auto& events = watched.events;
   auto lease = h.locks.try_acquire("job", Mode::exclusive, 30s);
   std::atomic<int> callbacks{0};
   lease.keep_alive([&] { ++callbacks; });
@@ -52,8 +61,11 @@ TEST_CASE_FIXTURE(Watched, "keep_alive reports a lease lost when its renewal com
   CHECK_FALSE(lease.release());
 }
 
-TEST_CASE_FIXTURE(Watched,
-                  "keep_alive reports a lease lost when it was released by token elsewhere") {
+TEST_CASE_TEMPLATE("keep_alive reports a lease lost when it was released by token elsewhere", Setup,
+                   LEASELOCK_BACKEND_SETUPS) {
+  Watched<Setup> watched;
+  auto& h = watched.h;
+  [[maybe_unused]] auto& events = watched.events;
   auto lease = h.locks.try_acquire("job", Mode::exclusive, 30s);
   std::atomic<bool> told{false};
   lease.keep_alive([&] { told = true; }, 5s);
@@ -65,7 +77,11 @@ TEST_CASE_FIXTURE(Watched,
   CHECK(lease.lost());
 }
 
-TEST_CASE_FIXTURE(Watched, "releasing a kept-alive lease stops renewal without a false alarm") {
+TEST_CASE_TEMPLATE("releasing a kept-alive lease stops renewal without a false alarm", Setup,
+                   LEASELOCK_BACKEND_SETUPS) {
+  Watched<Setup> watched;
+  auto& h = watched.h;
+  [[maybe_unused]] auto& events = watched.events;
   {
     auto lease = h.locks.try_acquire("job", Mode::shared, 30s);
     lease.keep_alive([] { FAIL("a released lease must not be reported lost"); });
@@ -84,7 +100,11 @@ TEST_CASE_FIXTURE(Watched, "releasing a kept-alive lease stops renewal without a
   CHECK_THROWS_AS(empty.keep_alive(), std::logic_error);
 }
 
-TEST_CASE_FIXTURE(Watched, "an on_lost callback may release its own lease") {
+TEST_CASE_TEMPLATE("an on_lost callback may release its own lease", Setup,
+                   LEASELOCK_BACKEND_SETUPS) {
+  Watched<Setup> watched;
+  auto& h = watched.h;
+  [[maybe_unused]] auto& events = watched.events;
   auto lease = h.locks.try_acquire("job", Mode::exclusive, 30s);
   auto* guard = &lease;
   std::atomic<bool> released{false};

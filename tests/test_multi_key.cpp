@@ -8,8 +8,8 @@ using namespace std::chrono_literals;
 using leaselock::LockRequest;
 using leaselock::Mode;
 
-TEST_CASE("try_acquire_all takes every key or none") {
-  test::Harness<test::InProcessSetup> h;
+TEST_CASE_TEMPLATE("try_acquire_all takes every key or none", Setup, LEASELOCK_BACKEND_SETUPS) {
+  test::Harness<Setup> h;
   auto set = h.locks.try_acquire_all(
       {{"b", Mode::exclusive}, {"a", Mode::shared}, {"c", Mode::exclusive}}, 10s);
   REQUIRE(set);
@@ -30,8 +30,9 @@ TEST_CASE("try_acquire_all takes every key or none") {
   CHECK(h.locks.list().empty());
 }
 
-TEST_CASE("a key listed twice is taken once, in the stronger mode") {
-  test::Harness<test::InProcessSetup> h;
+TEST_CASE_TEMPLATE("a key listed twice is taken once, in the stronger mode", Setup,
+                   LEASELOCK_BACKEND_SETUPS) {
+  test::Harness<Setup> h;
   auto set = h.locks.try_acquire_all(
       {{"k", Mode::shared}, {"k", Mode::exclusive}, {"k", Mode::shared}}, 10s);
   REQUIRE(set);
@@ -39,8 +40,9 @@ TEST_CASE("a key listed twice is taken once, in the stronger mode") {
   CHECK(set[0].mode() == Mode::exclusive);
 }
 
-TEST_CASE("a multi-key wait times out as a whole and releases what it took") {
-  test::Harness<test::InProcessSetup> h;
+TEST_CASE_TEMPLATE("a multi-key wait times out as a whole and releases what it took", Setup,
+                   LEASELOCK_BACKEND_SETUPS) {
+  test::Harness<Setup> h;
   auto blocker = h.locks.try_acquire("m", Mode::exclusive, 1h);
   auto waiter = std::async(std::launch::async, [&] {
     return h.locks.try_acquire_all({{"m", Mode::exclusive}, {"a", Mode::exclusive}}, 10s, 5s);

@@ -7,8 +7,9 @@
 using namespace std::chrono_literals;
 using leaselock::Mode;
 
-TEST_CASE("std::unique_lock and std::shared_lock take leases on the key") {
-  test::Harness<test::InProcessSetup> h;
+TEST_CASE_TEMPLATE("std::unique_lock and std::shared_lock take leases on the key", Setup,
+                   LEASELOCK_BACKEND_SETUPS) {
+  test::Harness<Setup> h;
   auto m = h.locks.mutex("db", 10s);
   {
     std::unique_lock<decltype(m)> write(m);
@@ -28,8 +29,8 @@ TEST_CASE("std::unique_lock and std::shared_lock take leases on the key") {
   CHECK_FALSE(h.locks.status("db"));
 }
 
-TEST_CASE("timed locking follows the manager's clock") {
-  test::Harness<test::InProcessSetup> h;
+TEST_CASE_TEMPLATE("timed locking follows the manager's clock", Setup, LEASELOCK_BACKEND_SETUPS) {
+  test::Harness<Setup> h;
   auto m = h.locks.mutex("db", 10s);
   auto holder = h.locks.try_acquire("db", Mode::exclusive, 1h);
   auto waiter = std::async(std::launch::async, [&] {
@@ -113,8 +114,9 @@ TEST_CASE("one NamedMutex is shared by threads like a std::shared_mutex") {
   CHECK(locks.list().empty());  // every thread's unlock_shared found its own lease
 }
 
-TEST_CASE("unlocking after the lease expired is harmless and reported") {
-  test::Harness<test::InProcessSetup> h;
+TEST_CASE_TEMPLATE("unlocking after the lease expired is harmless and reported", Setup,
+                   LEASELOCK_BACKEND_SETUPS) {
+  test::Harness<Setup> h;
   auto m = h.locks.mutex("db", 10s);
   m.lock();
   h.clock.advance(10s);
