@@ -344,12 +344,45 @@ TEST_CASE("file: damaged records are reported, never taken for free, and left un
     bytes.replace(0, 8, "garbage!");
     expect(bytes, "bad magic");
   }
+  SUBCASE("written with another clock") {
+    std::string bytes = good;
+    leaselock::detail::file::RecordHeader header;
+    std::memcpy(&header, bytes.data(), sizeof header);
+    leaselock::detail::file::store_name(header.clock, "system_clock");
+    header.header_check = leaselock::detail::file::header_check(
+        header, bytes.data() + leaselock::detail::file::kKeyOffset);
+    std::memcpy(&bytes[0], &header, offsetof(leaselock::detail::file::RecordHeader, mutex));
+    write_all(path, bytes);
+    ManualFiles other{FileBackend{dir}};
+    const std::string message = "leaselock: record file '" + path.string() +
+                                "' was written with system_clock; this manager's clock is "
+                                "ManualClock";
+    CHECK(storage_error([&] { (void)other.try_acquire("damaged", Mode::exclusive, 10s); }) ==
+          message);
+    CHECK(read_all(path) == bytes);
+  }
   SUBCASE("another key's record under this key's name") {
     auto other_lease = locks.try_acquire("other", Mode::exclusive, 10s);
     expect(read_all(record_path(dir, "other")), "its key does not match its name");
   }
   write_all(path, good);
   CHECK(lease.release());
+}
+
+TEST_CASE("file: a damaged directory file is reported") {
+  test::TempDir tmp;
+  const auto dir = tmp.sub("locks");
+  { ManualFiles locks{FileBackend{dir}}; }
+  const auto meta = dir / ".leaselock";
+  std::string bytes = read_all(meta);
+  bytes.replace(0, 8, "not mine");
+  write_all(meta, bytes);
+  CHECK(storage_error([&] { FileBackend{dir}; }) ==
+        "leaselock: '" + meta.string() + "' is not a leaselock directory file (bad magic)");
+  write_all(meta, bytes.substr(0, 100));
+  CHECK(storage_error([&] { FileBackend{dir}; }) ==
+        "leaselock: '" + meta.string() + "' is truncated");
+  CHECK(read_all(meta) == bytes.substr(0, 100));
 }
 
 TEST_CASE("file: a directory is used with one clock") {

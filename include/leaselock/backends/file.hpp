@@ -946,10 +946,20 @@ class FileBackend {
     // A freshly mapped record: true if it is in use; if it was marked removed, finishes
     // the removal (a remover that died half-way) and returns false.
     bool take_if_live(Mapped& m) {
-      RecordLock lock(*this, m);
-      if (!m.header->removed) return true;
-      unlink_if_ours(m);
-      return false;
+      bool live = true;
+      bool owner_died = false;
+      {
+        RecordLock lock(*this, m);
+        owner_died = lock.owner_died;
+        if (owner_died) __atomic_fetch_add(&m.header->wake, 1u, __ATOMIC_RELAXED);
+        if (m.header->removed) {
+          unlink_if_ours(m);
+          live = false;
+        }
+      }
+      // A process died holding the mutex, perhaps before waking the waiters of its change.
+      if (owner_died) detail::posix::futex_wake_all(&m.header->wake);
+      return live;
     }
 
     void release_ref(Mapped& m) noexcept {
