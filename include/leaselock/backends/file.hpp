@@ -74,7 +74,6 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -128,9 +127,10 @@ struct RecordHeader {
   std::uint64_t header_check;  // of the bytes before it, and the key
   // What every operation touches shares one cache line.
   alignas(64) pthread_mutex_t mutex;
-  std::uint64_t layout;   // slot capacity << 1 | current slot
-  std::uint32_t wake;     // futex word: bumped when waiters should look again
-  std::uint32_t removed;  // the file was (or is being) unlinked: open the key afresh
+  std::uint64_t layout;      // slot capacity << 1 | current slot
+  std::uint32_t wake;        // futex word: bumped when waiters should look again
+  std::uint32_t removed;     // the file was (or is being) unlinked: open the key afresh
+  std::uint64_t generation;  // of the current slot (its own header has it too)
 };
 static_assert(offsetof(RecordHeader, removed) + sizeof(std::uint32_t) <= 128,
               "the mutex, layout and wake word share one cache line");
@@ -376,9 +376,13 @@ class FileBackend {
 
   // One process's view of one record file.
   struct Mapped {
-    std::string key;
-    std::string name;
+    // Looked up by (hash, key) in its shard's chained table; the fields a lookup reads
+    // come first.
     std::uint64_t hash = 0;
+    Mapped* next = nullptr;
+    std::string key;
+    bool in_table = false;
+    std::string name;
     unsigned char* base = nullptr;
     detail::file::RecordHeader* header = nullptr;
     std::size_t slot_base = 0;
@@ -444,17 +448,48 @@ class FileBackend {
     }
   };
 
-  struct KeyHash {
-    std::uint64_t seed;
-    std::size_t operator()(std::string_view key) const noexcept {
-      return static_cast<std::size_t>(detail::hash_bytes(key, seed));
-    }
-  };
-
   struct alignas(64) Shard {
     std::mutex mutex;
-    std::unordered_map<std::string_view, Mapped*, KeyHash> table{
-        16, KeyHash{detail::process_hash_seed()}};
+    std::vector<Mapped*> buckets = std::vector<Mapped*>(16, nullptr);
+    std::size_t count = 0;
+
+    std::size_t slot(std::uint64_t hash) const noexcept {
+      return static_cast<std::size_t>(hash) & (buckets.size() - 1);
+    }
+    Mapped* find(std::string_view key, std::uint64_t hash) const noexcept {
+      for (Mapped* m = buckets[slot(hash)]; m; m = m->next)
+        if (m->hash == hash && m->key == key) return m;
+      return nullptr;
+    }
+    void insert(Mapped* m) {
+      if (count >= buckets.size()) rehash(buckets.size() * 2);
+      Mapped*& head = buckets[slot(m->hash)];
+      m->next = head;
+      head = m;
+      m->in_table = true;
+      ++count;
+    }
+    void erase(Mapped* m) noexcept {
+      Mapped** link = &buckets[slot(m->hash)];
+      while (*link != m) link = &(*link)->next;
+      *link = m->next;
+      m->next = nullptr;
+      m->in_table = false;
+      --count;
+    }
+    void rehash(std::size_t size) {
+      std::vector<Mapped*> fresh(size, nullptr);
+      for (Mapped* head : buckets) {
+        while (head) {
+          Mapped* next = head->next;
+          Mapped*& bucket = fresh[static_cast<std::size_t>(head->hash) & (size - 1)];
+          head->next = bucket;
+          bucket = head;
+          head = next;
+        }
+      }
+      buckets.swap(fresh);
+    }
     // Unused mappings, most recent first: records that were idle when last let go, and
     // records others hold.
     Mapped* idle_head = nullptr;
@@ -489,7 +524,7 @@ class FileBackend {
       Mapped* m = list == 1 ? idle_tail : busy_tail;
       if (!m) return nullptr;
       unlink(*m);
-      table.erase(std::string_view(m->key));
+      erase(m);
       return m;
     }
   };
@@ -526,15 +561,18 @@ class FileBackend {
 
     ~State() {
       for (Shard& shard : shards) {
-        for (auto& entry : shard.table) {
-          Mapped* m = entry.second;
-          try {
-            remove_if_idle(*m);
-          } catch (...) {
+        for (Mapped* head : shard.buckets) {
+          while (head) {
+            Mapped* next = head->next;
+            try {
+              remove_if_idle(*head);
+            } catch (...) {
+            }
+            delete head;
+            head = next;
           }
-          delete m;
         }
-        shard.table.clear();
+        shard.buckets.clear();
       }
       close_all();
     }
@@ -842,6 +880,7 @@ class FileBackend {
       h->header_check = detail::file::header_check(*h, key.data());
       init_mutex(h->mutex, name);
       h->layout = detail::file::kInitialSlot << 1;
+      h->generation = 1;
       detail::Record empty;
       empty.last_fence = fence_floor();
       write_slot(
@@ -904,9 +943,7 @@ class FileBackend {
       Shard& shard = shard_for(hash);
       {
         std::lock_guard<std::mutex> lock(shard.mutex);
-        const auto it = shard.table.find(key);
-        if (it != shard.table.end()) {
-          Mapped* m = it->second;
+        if (Mapped* m = shard.find(key, hash)) {
           if (m->refs++ == 0 && m->lru) shard.unlink(*m);
           return m;
         }
@@ -928,14 +965,13 @@ class FileBackend {
       Mapped* m = nullptr;
       {
         std::lock_guard<std::mutex> lock(shard.mutex);
-        const auto it = shard.table.find(key);
-        if (it != shard.table.end()) {
-          m = it->second;  // another thread of ours mapped it meanwhile
+        m = shard.find(key, hash);
+        if (m) {  // another thread of ours mapped it meanwhile
           if (m->refs++ == 0 && m->lru) shard.unlink(*m);
         } else {
+          fresh->refs = 1;
+          shard.insert(fresh.get());
           m = fresh.release();
-          m->refs = 1;
-          shard.table.emplace(std::string_view(m->key), m);
           if (shard.busy_count > busy_per_shard) victim = shard.pop_back(2);
         }
       }
@@ -968,8 +1004,7 @@ class FileBackend {
       {
         std::lock_guard<std::mutex> lock(shard.mutex);
         if (--m.refs != 0) return;
-        const auto it = shard.table.find(std::string_view(m.key));
-        if (it == shard.table.end() || it->second != &m) {
+        if (!m.in_table) {
           victim = &m;  // forgotten while in use: let it go now
         } else if (m.idle_hint) {
           shard.push_front(m, 1);
@@ -986,8 +1021,7 @@ class FileBackend {
     void forget(Mapped& m) noexcept {
       Shard& shard = shard_for(m.hash);
       std::lock_guard<std::mutex> lock(shard.mutex);
-      const auto it = shard.table.find(std::string_view(m.key));
-      if (it != shard.table.end() && it->second == &m) shard.table.erase(it);
+      if (m.in_table) shard.erase(&m);
     }
 
     // A mapping out of every table and list: remove its file if idle, then unmap it.
@@ -1008,7 +1042,7 @@ class FileBackend {
       std::size_t count = 0;
       for (Shard& shard : shards) {
         std::lock_guard<std::mutex> lock(shard.mutex);
-        count += shard.table.size();
+        count += shard.count;
       }
       return count;
     }
@@ -1087,6 +1121,9 @@ class FileBackend {
 
     // Makes m.record the current slot's record (decoding only if another write came).
     void load(Mapped& m) {
+      // A process's own last write, or its last read, is still current: nothing to read.
+      if (m.decoded && __atomic_load_n(&m.header->generation, __ATOMIC_ACQUIRE) == m.generation)
+        return;
       const std::uint64_t layout = __atomic_load_n(&m.header->layout, __ATOMIC_ACQUIRE);
       const std::size_t capacity = static_cast<std::size_t>(layout >> 1);
       const std::size_t slot = m.slot_base + (layout & 1) * capacity;
@@ -1108,6 +1145,9 @@ class FileBackend {
       m.generation = slot_header.generation;
       m.decoded = true;
       index_foreign(m, m.ids);
+      // After a writer died between publishing its slot and its generation.
+      if (m.header->generation != m.generation)
+        __atomic_store_n(&m.header->generation, m.generation, __ATOMIC_RELEASE);
     }
 
     void verify_size(Mapped& m, std::size_t needed) {
@@ -1187,6 +1227,7 @@ class FileBackend {
           [&](std::size_t, const Token& token) { return identity_of(m, token); }, generation);
       layout = (static_cast<std::uint64_t>(capacity) << 1) | target;
       __atomic_store_n(&m.header->layout, layout, __ATOMIC_RELEASE);
+      __atomic_store_n(&m.header->generation, generation, __ATOMIC_RELEASE);
       m.generation = generation;
       if (!m.foreign.empty()) {  // drop those that left
         const auto gone = [&](const auto& p) {
