@@ -569,3 +569,87 @@ TEST_CASE("file: remove_idle() removes temporary files of dead creators, not fre
   CHECK(files_in(dir) == std::set<std::string>{".leaselock", new_tmp.filename().string(),
                                                live_tmp.filename().string()});
 }
+
+TEST_CASE("file: a stale mapping of a removed and re-created record never grants twice") {
+  test::TempDir tmp;
+  const auto dir = tmp.sub("locks");
+  ManualFiles a{FileBackend{dir}, {}, "a"};
+  ManualFiles b{FileBackend{dir}, {}, "b"};
+  ManualFiles c{FileBackend{dir}, {}, "c"};
+  // a maps the record and keeps the mapping after releasing.
+  CHECK(a.try_acquire("k", Mode::exclusive, 10s).release());
+  const auto path = record_path(dir, "k");
+  struct stat before {};
+  REQUIRE(::stat(path.c_str(), &before) == 0);
+  CHECK(b.backend().remove_idle() == 1);                 // b unlinks it ...
+  auto held = c.try_acquire("k", Mode::exclusive, 10s);  // ... and c makes a new one
+  REQUIRE(held);
+  struct stat after {};
+  REQUIRE(::stat(path.c_str(), &after) == 0);
+  CHECK(after.st_ino != before.st_ino);
+  // a still maps the unlinked file: it must see the new record, held by c.
+  CHECK_FALSE(a.try_acquire("k", Mode::exclusive, 10s));
+  CHECK_FALSE(a.try_acquire("k", Mode::shared, 10s));
+  REQUIRE(a.status("k"));
+  CHECK(a.status("k")->holders.at(0).owner == "c");
+}
+
+TEST_CASE("file: a waiter in another process is woken by the release, not by polling") {
+  test::TempDir tmp;
+  const auto dir = tmp.sub("locks");
+  SteadyFiles locks{FileBackend{dir}};
+  auto held = locks.try_acquire("wake", Mode::exclusive, 1h);
+  REQUIRE(held);
+  test::Child waiter([&](auto report) {
+    FileBackendOptions no_checks;
+    no_checks.liveness_check = 0ms;  // nothing but the release can wake it before 60 s
+    SteadyFiles mine{FileBackend{dir, no_checks}};
+    report("waiting");
+    auto lease = mine.try_acquire("wake", Mode::exclusive, 1h, 60s);
+    report(lease ? "granted " + std::to_string(lease.fence()) : "timed out");
+    return 0;
+  });
+  REQUIRE(waiter.next_line() == "waiting");
+  for (int i = 0; i < 10000 && locks.status("wake")->waiters == 0; ++i)
+    std::this_thread::sleep_for(1ms);
+  REQUIRE(locks.status("wake")->waiters == 1);
+  const auto fence = held.fence();
+  CHECK(held.release());
+  CHECK(waiter.next_line() == "granted " + std::to_string(fence + 1));
+  CHECK(waiter.wait() == 0);
+}
+
+TEST_CASE("file: a process is dead only where that is certain") {
+  using leaselock::detail::posix::certainly_dead;
+  using leaselock::detail::posix::ProcessIdentity;
+  const ProcessIdentity self = leaselock::detail::posix::self_identity();
+  REQUIRE(self.boot != 0);
+  REQUIRE(self.start_ticks != 0);
+  CHECK_FALSE(certainly_dead(self));
+  ProcessIdentity other = self;
+  other.boot ^= 1;  // an earlier boot of this machine: everything of it has ended
+  CHECK(certainly_dead(other));
+  other = self;
+  other.pid_namespace ^= 1;  // another PID namespace: its pids mean nothing here
+  CHECK_FALSE(certainly_dead(other));
+  other = self;
+  other.start_ticks += 1;  // this pid, started at another time: a recycled pid
+  CHECK(certainly_dead(other));
+  other = self;
+  other.start_ticks = 0;  // start time unknown: not certain
+  other.pid = static_cast<std::uint32_t>(::getppid());
+  CHECK_FALSE(certainly_dead(other));
+  ProcessIdentity unknown;  // written by nobody we can identify
+  CHECK_FALSE(certainly_dead(unknown));
+  test::Child gone([](auto) { return 0; });
+  REQUIRE(gone.wait() == 0);
+  other = self;
+  other.pid = static_cast<std::uint32_t>(gone.pid());
+  CHECK(certainly_dead(other));  // reaped: no such process
+  leaselock::detail::posix::ProcStat stat;
+  REQUIRE(leaselock::detail::posix::parse_proc_stat(
+      "42 (a) b) c) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 987654 20", stat));
+  CHECK(stat.state == 'S');
+  CHECK(stat.start_ticks == 987654);
+  CHECK_FALSE(leaselock::detail::posix::parse_proc_stat("42 (no closing paren S 1", stat));
+}
