@@ -695,7 +695,9 @@ class FileBackend {
       if (memory == MAP_FAILED)
         fail("cannot map '" + file_path(detail::file::kMetaName).string() + "'", dir, errno);
       meta = static_cast<MetaHeader*>(memory);
-      if (fresh) {
+      // A creator may have died after sizing the file and before writing it.
+      static constexpr char kUnwritten[8] = {};
+      if (fresh || (std::memcmp(meta->magic, kUnwritten, 8) == 0 && meta->format == 0)) {
         std::memcpy(meta->magic, detail::file::kMetaMagic, 8);
         meta->format = detail::file::kFormat;
         meta->size = static_cast<std::uint32_t>(detail::file::kMetaSize);
