@@ -221,41 +221,36 @@ TEST_CASE("file: files are owner-only by default, group-shared as an option") {
 
 TEST_CASE("file: unsafe or unusable directories are refused with the reason") {
   test::TempDir tmp;
+  const auto directory = [&](const std::string& name, mode_t mode) {
+    std::filesystem::create_directory(tmp.sub(name));
+    ::chmod(tmp.sub(name).c_str(), mode);
+    return tmp.sub(name);
+  };
+  const auto refusal = [](const std::filesystem::path& dir) {
+    return storage_error([&] { FileBackend{dir}; });
+  };
   const auto missing = tmp.sub("no/such/parent");
-  CHECK(storage_error([&] { FileBackend{missing}; }) ==
-        "leaselock: cannot create lock directory '" + missing.string() +
-            "': No such file or directory");
-
-  const auto open = tmp.sub("open");
-  std::filesystem::create_directory(open);
-  ::chmod(open.c_str(), 0777);
-  CHECK(storage_error([&] { FileBackend{open}; }) ==
+  CHECK(refusal(missing) == "leaselock: cannot create lock directory '" + missing.string() +
+                                "': No such file or directory");
+  const auto open = directory("open", 0777);
+  CHECK(refusal(open) ==
         "leaselock: lock directory '" + open.string() +
             "' is writable by others; use a directory only its owner (or group) can write");
-
-  const auto group = tmp.sub("group");
-  std::filesystem::create_directory(group);
-  ::chmod(group.c_str(), 0770);
-  CHECK(storage_error([&] { FileBackend{group}; }) ==
-        "leaselock: lock directory '" + group.string() +
-            "' is writable by its group; pass group_shared = true to share it");
+  const auto group = directory("group", 0770);
+  CHECK(refusal(group) == "leaselock: lock directory '" + group.string() +
+                              "' is writable by its group; pass group_shared = true to share it");
   FileBackendOptions shared;
   shared.group_shared = true;
   CHECK_NOTHROW(FileBackend(group, shared));
-
   const auto link = tmp.sub("link");
-  std::filesystem::create_directory_symlink(tmp.sub("group"), link);
-  CHECK(storage_error([&] { FileBackend{link}; }) ==
-        "leaselock: lock directory '" + link.string() +
-            "' is a symbolic link; refusing to follow it");
-
+  std::filesystem::create_directory_symlink(group, link);
+  CHECK(refusal(link) == "leaselock: lock directory '" + link.string() +
+                             "' is a symbolic link; refusing to follow it");
   const auto file = tmp.sub("file");
   write_all(file, "x");
-  CHECK(storage_error([&] { FileBackend{file}; }) ==
+  CHECK(refusal(file) ==
         "leaselock: cannot open lock directory '" + file.string() + "': Not a directory");
-
-  CHECK(storage_error([&] { FileBackend{""}; }) ==
-        "leaselock: the lock directory path is empty: Invalid argument");
+  CHECK(refusal("") == "leaselock: the lock directory path is empty: Invalid argument");
 }
 
 TEST_CASE("file: a read-only lock directory is refused") {

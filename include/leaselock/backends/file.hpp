@@ -1325,17 +1325,21 @@ class FileBackend {
       return true;
     }
 
+    // Maps record file `name` on its own (not cached), reading its key from it; nullptr if
+    // the file is gone, also if it went while being read.
+    std::unique_ptr<Mapped> map_existing(const std::string& name) {
+      try {
+        return map_record(name, nullptr);
+      } catch (const StorageError&) {
+        if (!file_exists(name)) return nullptr;  // removed while we looked
+        throw;
+      }
+    }
+
     template <class Fn>
     void for_each_record(Fn&& fn) {
       for_each_name([&](const std::string& name) {
-        std::unique_ptr<Mapped> m;
-        try {
-          m = map_record(name, nullptr);
-        } catch (const StorageError&) {
-          if (!file_exists(name)) return;  // removed while we looked
-          throw;
-        }
-        if (m) fn(*m);
+        if (std::unique_ptr<Mapped> m = map_existing(name)) fn(*m);
       });
     }
 
@@ -1384,13 +1388,7 @@ class FileBackend {
         fn(std::string_view(copy.key), static_cast<const detail::Record&>(copy.record));
         return;
       }
-      std::unique_ptr<Mapped> m;
-      try {
-        m = map_record(name, nullptr);
-      } catch (const StorageError&) {
-        if (!file_exists(name)) return;  // removed while we looked
-        throw;
-      }
+      const std::unique_ptr<Mapped> m = map_existing(name);
       if (!m) return;
       Outcome outcome;
       run(
