@@ -73,6 +73,15 @@ std::size_t current_payload(const std::string& bytes) {
          sizeof(leaselock::detail::file::SlotHeader);
 }
 
+// Waits (polling status(), at most 10 s) until one request of another process is queued
+// on `key`, which `locks` holds.
+template <class Manager>
+void wait_for_queue(Manager& locks, const std::string& key) {
+  for (int i = 0; i < 10000 && locks.status(key)->waiters == 0; ++i)
+    std::this_thread::sleep_for(1ms);
+  REQUIRE(locks.status(key)->waiters == 1);
+}
+
 }  // namespace
 
 TEST_CASE("file: any key maps to a safe file name, and list() gives the key back") {
@@ -448,12 +457,7 @@ TEST_CASE("file: a dead waiter does not block the queue") {
     return 0;
   });
   REQUIRE(waiter.next_line() == "queueing");
-  // Wait until its request is queued.
-  for (int i = 0; i < 10000; ++i) {
-    if (locks.status("q")->waiters == 1) break;
-    std::this_thread::sleep_for(1ms);
-  }
-  REQUIRE(locks.status("q")->waiters == 1);
+  wait_for_queue(locks, "q");  // its request is queued
   waiter.kill_and_wait_for_zombie();
   CHECK(held.release());
   auto next = locks.try_acquire("q", Mode::exclusive, 1h);
@@ -605,9 +609,7 @@ TEST_CASE("file: a waiter in another process is woken by the release, not by pol
     return 0;
   });
   REQUIRE(waiter.next_line() == "waiting");
-  for (int i = 0; i < 10000 && locks.status("wake")->waiters == 0; ++i)
-    std::this_thread::sleep_for(1ms);
-  REQUIRE(locks.status("wake")->waiters == 1);
+  wait_for_queue(locks, "wake");
   const auto fence = held.fence();
   CHECK(held.release());
   CHECK(waiter.next_line() == "granted " + std::to_string(fence + 1));
