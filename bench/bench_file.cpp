@@ -63,6 +63,8 @@
 
 #include <leaselock/leaselock.hpp>
 
+#include "bench_common.hpp"
+
 #if __has_include(<boost/interprocess/sync/file_lock.hpp>)
 #include <boost/interprocess/sync/file_lock.hpp>
 #define LEASELOCK_BENCH_HAVE_BOOST 1
@@ -71,6 +73,8 @@
 #endif
 
 namespace {
+
+using namespace bench;  // the helpers shared with bench_in_process.cpp
 
 namespace fs = std::filesystem;
 using Manager = leaselock::file_lock_manager;
@@ -94,12 +98,7 @@ struct Config {
   bool peers = true;
 };
 
-// --- keeping the optimizer honest; problems ----------------------------------------------
-
-template <class T>
-inline void keep(const T& value) {
-  __asm__ __volatile__("" : : "r,m"(value) : "memory");
-}
+// --- problems ----------------------------------------------------------------------------
 
 std::vector<std::string> problems;
 
@@ -113,79 +112,14 @@ void problem(const std::string& what) {
   throw std::system_error(errno, std::generic_category(), what);
 }
 
-// --- time and statistics -----------------------------------------------------------------
-
-/// CLOCK_MONOTONIC in ns: one clock for every process of the machine.
-inline std::int64_t mono_ns() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<std::int64_t>(ts.tv_sec) * 1000000000 + static_cast<std::int64_t>(ts.tv_nsec);
-}
+// --- time ------------------------------------------------------------------------------
 
 void sleep_ns(std::int64_t ns) { std::this_thread::sleep_for(std::chrono::nanoseconds(ns)); }
 
-double median(std::vector<double> values) {
-  if (values.empty()) return 0.0;
-  std::sort(values.begin(), values.end());
-  const std::size_t n = values.size();
-  return n % 2 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2.0;
-}
-
-/// Nearest-rank percentile (p in [0, 1]) of `values` (sorted in place).
-double percentile(std::vector<std::int64_t>& values, double p) {
-  if (values.empty()) return 0.0;
-  std::sort(values.begin(), values.end());
-  const double position = p * static_cast<double>(values.size() - 1);
-  return static_cast<double>(values[static_cast<std::size_t>(position + 0.5)]);
-}
-
+/// Calls of `op` between two readings of the clock in ns_per_op.
 constexpr int kBatch = 64;
 
-/// ns per call of `op`, over about `seconds` of wall time, after a short warm-up.
-template <class Op>
-double ns_per_op(Op& op, double seconds) {
-  for (int i = 0; i < kBatch; ++i) op();
-  const auto budget = static_cast<std::int64_t>(seconds * 1e9);
-  std::uint64_t ops = 0;
-  const std::int64_t start = mono_ns();
-  std::int64_t now = start;
-  do {
-    for (int i = 0; i < kBatch; ++i) op();
-    ops += kBatch;
-    now = mono_ns();
-  } while (now - start < budget);
-  return static_cast<double>(now - start) / static_cast<double>(ops);
-}
-
-/// Runs `a` and `b` cfg.reps times each, alternating AB and BA so drift hits both alike.
-struct Pair {
-  std::vector<double> a, b;
-  double ma() const { return median(a); }
-  double mb() const { return median(b); }
-};
-
-template <class A, class B>
-Pair interleaved(int reps, A&& run_a, B&& run_b) {
-  Pair pair;
-  for (int r = 0; r < reps; ++r) {
-    if (r % 2 == 0) {
-      pair.a.push_back(run_a());
-      pair.b.push_back(run_b());
-    } else {
-      pair.b.push_back(run_b());
-      pair.a.push_back(run_a());
-    }
-  }
-  return pair;
-}
-
 // --- output ------------------------------------------------------------------------------
-
-std::string fmt(const char* format, double value) {
-  char buffer[64];
-  std::snprintf(buffer, sizeof buffer, format, value);
-  return buffer;
-}
 
 std::string ns(double value) {
   if (value >= 1e6) return fmt(value >= 1e8 ? "%.0f ms" : "%.2f ms", value / 1e6);
@@ -683,17 +617,6 @@ double kill_trial_flock(const fs::path& file) {
 
 // --- row 5: many keys --------------------------------------------------------------------
 
-std::vector<std::string> make_keys(std::size_t n) {
-  std::vector<std::string> keys;
-  keys.reserve(n);
-  for (std::size_t i = 0; i < n; ++i) {
-    std::string number = std::to_string(i);
-    if (number.size() < 7) number.insert(0, 7 - number.size(), '0');
-    keys.push_back("repo/src/k" + number + ".cpp");  // 21 chars for i < 10^7
-  }
-  return keys;
-}
-
 /// A hand-written file name for a key: FNV-1a, 16 hex digits.
 std::string hand_file_name(const std::string& key) {
   std::uint64_t hash = 0xcbf29ce484222325ULL;
@@ -948,25 +871,6 @@ std::optional<Peer> find_proper_lockfile() {
 
 // --- machine -----------------------------------------------------------------------------
 
-std::string cpu_model() {
-  std::ifstream cpuinfo("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(cpuinfo, line)) {
-    if (line.rfind("model name", 0) == 0) {
-      const auto colon = line.find(':');
-      if (colon != std::string::npos) return line.substr(colon + 2);
-    }
-  }
-  return "unknown CPU";
-}
-
-std::string loadavg() {
-  std::ifstream file("/proc/loadavg");
-  std::string one, five;
-  file >> one >> five;
-  return one + " " + five;
-}
-
 std::string filesystem_of(const fs::path& path) {
   struct statfs info {};
   if (::statfs(path.c_str(), &info) != 0) return "unknown filesystem";
@@ -989,20 +893,19 @@ std::string filesystem_of(const fs::path& path) {
 
 int main(int argc, char** argv) {
   Config cfg;
-  for (int i = 1; i < argc; ++i) {
-    if (std::strcmp(argv[i], "--quick") == 0) {
-      cfg.reps = 3;
-      cfg.seconds = 0.05;
-      cfg.handoff_seconds = 0.15;
-      cfg.kill_trials = 5;
-      cfg.python_handoffs = 15;
-    } else if (std::strcmp(argv[i], "--no-peers") == 0) {
-      cfg.peers = false;
-    } else {
-      std::fprintf(stderr, "usage: %s [--quick] [--no-peers]\n", argv[0]);
-      return 2;
-    }
-  }
+  const bool flags_ok =
+      parse_flags(argc, argv, {"--quick", "--no-peers"}, [&](std::string_view flag) {
+        if (flag == "--quick") {
+          cfg.reps = 3;
+          cfg.seconds = 0.05;
+          cfg.handoff_seconds = 0.15;
+          cfg.kill_trials = 5;
+          cfg.python_handoffs = 15;
+        } else {  // --no-peers
+          cfg.peers = false;
+        }
+      });
+  if (!flags_ok) return 2;
   const double s = cfg.seconds;
   const std::int64_t bench_start = mono_ns();
 
@@ -1038,7 +941,7 @@ int main(int argc, char** argv) {
       if (!lease) ++empty_leases;
       keep(lease.fence());
     };
-    return ns_per_op(op, s);
+    return ns_per_op<kBatch>(op, s);
   };
   const Fd warm(base_dir / "flock-warm");
   auto flock_pair = [&](int how) {
@@ -1046,7 +949,7 @@ int main(int argc, char** argv) {
       ::flock(warm.get(), how);
       ::flock(warm.get(), LOCK_UN);
     };
-    return ns_per_op(op, s);
+    return ns_per_op<kBatch>(op, s);
   };
 
   // 1. one process, warm key: exclusive and shared pairs vs flock on an open fd.
@@ -1069,7 +972,7 @@ int main(int argc, char** argv) {
         auto op = [&] {
           if (!hand.acquire_release()) ++hand_refused;
         };
-        return ns_per_op(op, s);
+        return ns_per_op<kBatch>(op, s);
       });
   row("2. exclusive try_acquire+release vs a lease record kept by hand", ns(rec.ma()),
       "acquire + release, each flock EX, pread 104 B, check/modify, pwrite, flock UN: " +
@@ -1084,7 +987,7 @@ int main(int argc, char** argv) {
             return true;
           });
         };
-        return ns_per_op(op, s);
+        return ns_per_op<kBatch>(op, s);
       });
   row("2b. same vs one record update", ns(cycle.ma()),
       "one flock EX, pread 104 B, modify, pwrite, flock UN: " + ns(cycle.mb()),
@@ -1199,7 +1102,7 @@ int main(int argc, char** argv) {
           keep(lease.fence());
           if (++next == keys.size()) next = 0;
         };
-        return ns_per_op(op, s);
+        return ns_per_op<kBatch>(op, s);
       },
       [&] {
         auto op = [&] {
@@ -1207,7 +1110,7 @@ int main(int argc, char** argv) {
           if (!lease) ++cycle_empty;
           keep(lease.fence());
         };
-        return ns_per_op(op, s);
+        return ns_per_op<kBatch>(op, s);
       });
   row("5. shared try_acquire+release cycling over " + count + " keys, each also held shared (" +
           std::to_string(record_files) + " files in the lock directory)",
@@ -1227,7 +1130,7 @@ int main(int argc, char** argv) {
             keep(lease.fence());
             if (++next == keys.size()) next = 0;
           };
-          return ns_per_op(op, s);
+          return ns_per_op<kBatch>(op, s);
         },
         [&] {
           auto op = [&] {
@@ -1235,7 +1138,7 @@ int main(int argc, char** argv) {
             if (!lease) ++cycle_empty;
             keep(lease.fence());
           };
-          return ns_per_op(op, s);
+          return ns_per_op<kBatch>(op, s);
         });
     note("row 5, diagnosis: the same cycle through a second FileBackend with cached_records = " +
          std::to_string(roomy.cached_records) + ": " + ns(diag.ma()) + " over " + count +
@@ -1372,7 +1275,7 @@ int main(int argc, char** argv) {
         boost_lock.lock();
         boost_lock.unlock();
       };
-      return ns_per_op(op, s);
+      return ns_per_op<kBatch>(op, s);
     });
     row("6e. exclusive try_acquire+release vs Boost.Interprocess file_lock lock+unlock",
         ns(bex.ma()),
@@ -1387,7 +1290,7 @@ int main(int argc, char** argv) {
             boost_lock.lock_sharable();
             boost_lock.unlock_sharable();
           };
-          return ns_per_op(op, s);
+          return ns_per_op<kBatch>(op, s);
         });
     row("6f. shared try_acquire+release vs file_lock lock_sharable+unlock_sharable", ns(bsh.ma()),
         "Boost file_lock, sharable: " + ns(bsh.mb()), bsh.ma() / bsh.mb(), "—");

@@ -28,7 +28,6 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <fstream>
 #include <functional>
 #include <mutex>
@@ -43,7 +42,11 @@
 
 #include <leaselock/leaselock.hpp>
 
+#include "bench_common.hpp"
+
 namespace {
+
+using namespace bench;  // the helpers shared with bench_file.cpp
 
 using SteadyClock = std::chrono::steady_clock;
 using Manager = leaselock::local_lock_manager;
@@ -61,33 +64,7 @@ struct Config {
   std::size_t memory_keys = 1000000;
 };
 
-// --- keeping the optimizer honest ------------------------------------------------------
-
-template <class T>
-inline void keep(const T& value) {
-  __asm__ __volatile__("" : : "r,m"(value) : "memory");
-}
-
-inline std::int64_t now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(SteadyClock::now().time_since_epoch())
-      .count();
-}
-
 // --- statistics --------------------------------------------------------------------------
-
-double median(std::vector<double> values) {
-  if (values.empty()) return 0.0;
-  std::sort(values.begin(), values.end());
-  const std::size_t n = values.size();
-  return n % 2 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2.0;
-}
-
-double percentile(std::vector<std::int64_t>& values, double p) {
-  if (values.empty()) return 0.0;
-  std::sort(values.begin(), values.end());
-  const double position = p * static_cast<double>(values.size() - 1);
-  return static_cast<double>(values[static_cast<std::size_t>(position + 0.5)]);
-}
 
 double spread(const std::vector<double>& values) {
   if (values.size() < 2) return 0.0;
@@ -98,26 +75,8 @@ double spread(const std::vector<double>& values) {
 
 // --- timing harnesses ------------------------------------------------------------------
 
+/// Calls of `op` between two readings of the clock (ns_per_op) or of the stop flag.
 constexpr int kBatch = 256;
-
-/// ns per call of `op`, over about `seconds` of wall time, after a short warm-up.
-template <class Op>
-double ns_per_op(Op& op, double seconds) {
-  for (int i = 0; i < kBatch; ++i) op();
-  const auto budget =
-      std::chrono::duration_cast<SteadyClock::duration>(std::chrono::duration<double>(seconds));
-  std::uint64_t ops = 0;
-  const auto start = SteadyClock::now();
-  auto now = start;
-  do {
-    for (int i = 0; i < kBatch; ++i) op();
-    ops += kBatch;
-    now = SteadyClock::now();
-  } while (now - start < budget);
-  return static_cast<double>(
-             std::chrono::duration_cast<std::chrono::nanoseconds>(now - start).count()) /
-         static_cast<double>(ops);
-}
 
 /// CPU seconds this process has used so far (all threads).
 double cpu_seconds() {
@@ -169,28 +128,6 @@ double ops_per_second(int threads, MakeOp&& make_op, double seconds) {
   const double elapsed = std::chrono::duration<double>(end - start).count();
   cpu_shares.push_back(cpu_used / (elapsed * threads));
   return static_cast<double>(total) / elapsed;
-}
-
-/// Runs `a` and `b` cfg.reps times each, alternating AB and BA so drift hits both alike.
-struct Pair {
-  std::vector<double> a, b;
-  double ma() const { return median(a); }
-  double mb() const { return median(b); }
-};
-
-template <class A, class B>
-Pair interleaved(const Config& cfg, A&& run_a, B&& run_b) {
-  Pair pair;
-  for (int r = 0; r < cfg.reps; ++r) {
-    if (r % 2 == 0) {
-      pair.a.push_back(run_a());
-      pair.b.push_back(run_b());
-    } else {
-      pair.b.push_back(run_b());
-      pair.a.push_back(run_a());
-    }
-  }
-  return pair;
 }
 
 // --- the hand-written baseline: std::mutex + unordered_map<string, Entry> ----------------
@@ -261,7 +198,7 @@ double leaselock_pair_ns(Manager& m, const std::string& key, Mode mode, double s
     auto lease = m.try_acquire(key, mode, kTtl, SteadyClock::duration::zero(), owner);
     keep(lease.fence());
   };
-  return ns_per_op(op, seconds);
+  return ns_per_op<kBatch>(op, seconds);
 }
 
 double hand_pair_ns(HandTable& table, const std::string& key, Mode mode, double seconds) {
@@ -269,7 +206,7 @@ double hand_pair_ns(HandTable& table, const std::string& key, Mode mode, double 
     auto token = table.try_acquire(key, mode, kTtl);
     if (token) keep(table.release(key, *token));
   };
-  return ns_per_op(op, seconds);
+  return ns_per_op<kBatch>(op, seconds);
 }
 
 // --- row 4: hand-off latency -----------------------------------------------------------
@@ -310,12 +247,12 @@ Latency leaselock_handoff(int threads, double seconds) {
       mine.reserve(1 << 16);
       for (;;) {
         Lease lease = m.acquire(key, Mode::exclusive, kTtl);
-        const std::int64_t got = now_ns();
+        const std::int64_t got = mono_ns();
         const std::int64_t released = stamp.exchange(0, std::memory_order_acq_rel);
         if (released != 0) mine.push_back(got - released);
         if (stop.load()) break;
         while (!stop.load() && waiting() < others) std::this_thread::yield();
-        stamp.store(now_ns(), std::memory_order_release);
+        stamp.store(mono_ns(), std::memory_order_release);
         keep(lease.release());
       }
     });
@@ -347,7 +284,7 @@ Latency condvar_handoff(int threads, double seconds) {
         ++sleeping;
         while (turn != t && !stop) cv.wait(lock);
         --sleeping;
-        const std::int64_t got = now_ns();
+        const std::int64_t got = mono_ns();
         const std::int64_t released = stamp.exchange(0, std::memory_order_acq_rel);
         if (released != 0) mine.push_back(got - released);
         if (stop) break;
@@ -356,7 +293,7 @@ Latency condvar_handoff(int threads, double seconds) {
           std::this_thread::yield();
           lock.lock();
         }
-        stamp.store(now_ns(), std::memory_order_release);
+        stamp.store(mono_ns(), std::memory_order_release);
         turn = (t + 1) % threads;
         if (threads == 2) {
           cv.notify_one();
@@ -392,17 +329,6 @@ struct Memory {
   std::int64_t before = 0, peak = 0, after_release = 0, after_trim = 0;
   std::size_t left = 0;  // records (or entries) still stored after release
 };
-
-std::vector<std::string> make_keys(std::size_t n) {
-  std::vector<std::string> keys;
-  keys.reserve(n);
-  for (std::size_t i = 0; i < n; ++i) {
-    std::string number = std::to_string(i);
-    if (number.size() < 7) number.insert(0, 7 - number.size(), '0');
-    keys.push_back("repo/src/k" + number + ".cpp");  // 21 chars for i < 10^7
-  }
-  return keys;
-}
 
 Memory leaselock_memory(const std::vector<std::string>& keys) {
   Memory result;
@@ -452,12 +378,6 @@ Memory hand_memory(const std::vector<std::string>& keys) {
 
 // --- output ------------------------------------------------------------------------------
 
-std::string fmt(const char* format, double value) {
-  char buffer[64];
-  std::snprintf(buffer, sizeof buffer, format, value);
-  return buffer;
-}
-
 std::string ns(double value) {
   if (value >= 10000) return fmt("%.1f µs", value / 1000.0);
   return fmt(value >= 100 ? "%.0f ns" : "%.1f ns", value);
@@ -473,39 +393,16 @@ void row(const std::string& what, const std::string& ours, const std::string& ba
   std::fflush(stdout);
 }
 
-std::string loadavg() {
-  std::ifstream file("/proc/loadavg");
-  std::string one, five;
-  file >> one >> five;
-  return one + " " + five;
-}
-
-std::string cpu_model() {
-  std::ifstream cpuinfo("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(cpuinfo, line)) {
-    if (line.rfind("model name", 0) == 0) {
-      const auto colon = line.find(':');
-      if (colon != std::string::npos) return line.substr(colon + 2);
-    }
-  }
-  return "unknown CPU";
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
   Config cfg;
-  for (int i = 1; i < argc; ++i) {
-    if (std::strcmp(argv[i], "--quick") == 0) {
-      cfg.reps = 3;
-      cfg.seconds = 0.04;
-      cfg.memory_keys = 200000;
-    } else {
-      std::fprintf(stderr, "usage: %s [--quick]\n", argv[0]);
-      return 2;
-    }
-  }
+  const bool flags_ok = parse_flags(argc, argv, {"--quick"}, [&](std::string_view) {
+    cfg.reps = 3;
+    cfg.seconds = 0.04;
+    cfg.memory_keys = 200000;
+  });
+  if (!flags_ok) return 2;
   const double s = cfg.seconds;
   const auto bench_start = SteadyClock::now();
 
@@ -532,7 +429,7 @@ int main(int argc, char** argv) {
   Manager m;
   HandTable table;
   const Pair exclusive = interleaved(
-      cfg, [&] { return leaselock_pair_ns(m, key, Mode::exclusive, s); },
+      cfg.reps, [&] { return leaselock_pair_ns(m, key, Mode::exclusive, s); },
       [&] { return hand_pair_ns(table, key, Mode::exclusive, s); });
   row("1. exclusive try_acquire+release, warm 21-char key, 1 thread", ns(exclusive.ma()),
       "hand-written mutex+unordered_map", ns(exclusive.mb()), exclusive.ma() / exclusive.mb(),
@@ -541,7 +438,7 @@ int main(int argc, char** argv) {
   // 1b. the same with a 40-byte owner: what a real "pid@fully.qualified.hostname" costs.
   const std::string long_owner = "12345@build-agent-07.ci.example.internal";
   const Pair owned = interleaved(
-      cfg, [&] { return leaselock_pair_ns(m, key, Mode::exclusive, s, long_owner); },
+      cfg.reps, [&] { return leaselock_pair_ns(m, key, Mode::exclusive, s, long_owner); },
       [&] { return hand_pair_ns(table, key, Mode::exclusive, s); });
   row("1b. same, 40-byte owner (long hostname; default owner here: " +
           std::to_string(m.owner().size()) + " bytes)",
@@ -550,7 +447,7 @@ int main(int argc, char** argv) {
 
   // 2. shared pair, and the no-names floor.
   const Pair shared = interleaved(
-      cfg, [&] { return leaselock_pair_ns(m, key, Mode::shared, s); },
+      cfg.reps, [&] { return leaselock_pair_ns(m, key, Mode::shared, s); },
       [&] { return hand_pair_ns(table, key, Mode::shared, s); });
   row("2. shared try_acquire+release, warm 21-char key, 1 thread", ns(shared.ma()),
       "hand-written table, shared count", ns(shared.mb()), shared.ma() / shared.mb(), "≤ 1.0",
@@ -561,21 +458,21 @@ int main(int argc, char** argv) {
       shared_mutex.lock();
       shared_mutex.unlock();
     };
-    return ns_per_op(op, s);
+    return ns_per_op<kBatch>(op, s);
   };
   auto sm_shared = [&] {
     auto op = [&] {
       shared_mutex.lock_shared();
       shared_mutex.unlock_shared();
     };
-    return ns_per_op(op, s);
+    return ns_per_op<kBatch>(op, s);
   };
   const Pair floor_ex = interleaved(
-      cfg, [&] { return leaselock_pair_ns(m, key, Mode::exclusive, s); }, sm_exclusive);
+      cfg.reps, [&] { return leaselock_pair_ns(m, key, Mode::exclusive, s); }, sm_exclusive);
   row("2b. exclusive pair vs no-names floor", ns(floor_ex.ma()), "std::shared_mutex lock+unlock",
       ns(floor_ex.mb()), floor_ex.ma() / floor_ex.mb(), "—", spread(floor_ex.a));
   const Pair floor_sh = interleaved(
-      cfg, [&] { return leaselock_pair_ns(m, key, Mode::shared, s); }, sm_shared);
+      cfg.reps, [&] { return leaselock_pair_ns(m, key, Mode::shared, s); }, sm_shared);
   row("2c. shared pair vs no-names floor", ns(floor_sh.ma()),
       "std::shared_mutex lock_shared+unlock_shared", ns(floor_sh.mb()),
       floor_sh.ma() / floor_sh.mb(), "—", spread(floor_sh.a));
@@ -640,7 +537,7 @@ int main(int argc, char** argv) {
     std::vector<double> ours_med, ours_p99, base_med, base_p99;
     std::size_t ours_n = 0, base_n = 0;
     interleaved(
-        cfg,
+        cfg.reps,
         [&] {
           const Latency l = leaselock_handoff(threads, s);
           ours_med.push_back(l.median_ns);
@@ -670,34 +567,34 @@ int main(int argc, char** argv) {
   std::mt19937_64 mt(0x5eed);
   auto token_ns = [&] {
     auto op = [] { keep(leaselock::Token::generate()); };
-    return ns_per_op(op, s);
+    return ns_per_op<kBatch>(op, s);
   };
-  const Pair mt_pair = interleaved(cfg, token_ns, [&] {
+  const Pair mt_pair = interleaved(cfg.reps, token_ns, [&] {
     auto op = [&] {
       keep(mt());
       keep(mt());
     };
-    return ns_per_op(op, s);
+    return ns_per_op<kBatch>(op, s);
   });
   row("6. Token::generate() (ChaCha12, per thread)", ns(mt_pair.ma()), "std::mt19937_64, two draws",
       ns(mt_pair.mb()), mt_pair.ma() / mt_pair.mb(), "—", spread(mt_pair.a));
-  const Pair syscall_pair = interleaved(cfg, token_ns, [&] {
+  const Pair syscall_pair = interleaved(cfg.reps, token_ns, [&] {
     auto op = [] {
       unsigned char bytes[16];
       keep(::getrandom(bytes, sizeof bytes, 0));
       keep(bytes[0]);
     };
-    return ns_per_op(op, s);
+    return ns_per_op<kBatch>(op, s);
   });
   row("6b. Token::generate()", ns(syscall_pair.ma()), "getrandom(16) syscall",
       ns(syscall_pair.mb()), syscall_pair.ma() / syscall_pair.mb(), "—", spread(syscall_pair.a));
 
   // 7. the clock, for reference (leaselock reads it 3 times per try_acquire+release pair).
   const Pair clocks = interleaved(
-      cfg,
+      cfg.reps,
       [&] {
         auto op = [] { keep(SteadyClock::now()); };
-        return ns_per_op(op, s);
+        return ns_per_op<kBatch>(op, s);
       },
       [&] {
         auto op = [] {
@@ -705,7 +602,7 @@ int main(int argc, char** argv) {
           ::clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
           keep(ts);
         };
-        return ns_per_op(op, s);
+        return ns_per_op<kBatch>(op, s);
       });
   row("7. reference: steady_clock::now() (not leaselock)", ns(clocks.ma()),
       "clock_gettime(CLOCK_MONOTONIC_COARSE)", ns(clocks.mb()), clocks.ma() / clocks.mb(), "—",
