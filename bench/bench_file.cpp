@@ -1115,36 +1115,6 @@ int main(int argc, char** argv) {
   row("5. shared try_acquire+release cycling over " + count + " keys, each also held shared (" +
           std::to_string(record_files) + " files in the lock directory)",
       ns(many.ma()), "the same on 1 key: " + ns(many.mb()), many.ma() / many.mb(), "≤ 1.5");
-  {
-    // Diagnosis for row 5: the same cycle through a second backend on the same directory
-    // whose cache holds every key (the default keeps 4096 records mapped).
-    leaselock::FileBackendOptions roomy;
-    roomy.cached_records = 2 * keys.size();
-    Manager big_cache{leaselock::FileBackend{lock_dir, roomy}};
-    const Pair diag = interleaved(
-        cfg.reps,
-        [&] {
-          auto op = [&] {
-            auto lease = big_cache.try_acquire(keys[next], Mode::shared, kTtl);
-            if (!lease) ++cycle_empty;
-            keep(lease.fence());
-            if (++next == keys.size()) next = 0;
-          };
-          return ns_per_op<kBatch>(op, s);
-        },
-        [&] {
-          auto op = [&] {
-            auto lease = big_cache.try_acquire(keys[0], Mode::shared, kTtl);
-            if (!lease) ++cycle_empty;
-            keep(lease.fence());
-          };
-          return ns_per_op<kBatch>(op, s);
-        });
-    note("row 5, diagnosis: the same cycle through a second FileBackend with cached_records = " +
-         std::to_string(roomy.cached_records) + ": " + ns(diag.ma()) + " over " + count +
-         " keys vs " + ns(diag.mb()) + " on 1 key (ratio " + fmt("%.2f", diag.ma() / diag.mb()) +
-         ")");
-  }
   if (cycle_empty != 0) {
     problem("row 5: " + std::to_string(cycle_empty) +
             " shared try_acquire calls on shared-held keys returned an empty Lease");
