@@ -63,9 +63,10 @@ using BackendHandle = void*;
 template <class Backend, class Clock, class = void>
 struct has_attach_clock : std::false_type {};
 template <class Backend, class Clock>
-struct has_attach_clock<Backend, Clock,
-                        std::void_t<decltype(std::declval<Backend&>().attach_clock(
-                            std::declval<const Clock&>()))>> : std::true_type {};
+struct has_attach_clock<
+    Backend, Clock,
+    std::void_t<decltype(std::declval<Backend&>().attach_clock(std::declval<const Clock&>()))>>
+    : std::true_type {};
 
 template <class Backend, class Clock>
 void attach_clock(Backend& backend, const Clock& clock) {
