@@ -414,8 +414,12 @@ TEST_CASE("file: a SIGKILLed holder's lease is reclaimed at once, a live one's i
   // Alive: refused, also after waiting (it is checked, and found alive).
   CHECK_FALSE(locks.try_acquire("job", Mode::exclusive, 1h));
   CHECK_FALSE(locks.try_acquire("job", Mode::exclusive, 1h, 50ms));
+  REQUIRE(locks.status("job"));
+  CHECK(locks.list().size() == 1);
   holder.kill_and_wait_for_zombie();  // dead, not yet reaped: it can hold nothing
-  auto lease = locks.try_acquire("job", Mode::exclusive, 1h);
+  CHECK_FALSE(locks.status("job"));   // shown as free at once ...
+  CHECK(locks.list().empty());
+  auto lease = locks.try_acquire("job", Mode::exclusive, 1h);  // ... and taken at once
   REQUIRE(lease);  // at once, not at the TTL an hour away
   CHECK(lease.fence() > fence);
 }

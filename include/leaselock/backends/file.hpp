@@ -348,7 +348,7 @@ class FileBackend {
       state_->run(
           *ref, outcome,
           [&](detail::Record& record) {
-            fn(static_cast<const detail::Record*>(&record));
+            state_->show(*ref, record, [&](const detail::Record& shown) { fn(&shown); });
             return true;
           },
           /*store=*/false);
@@ -1385,7 +1385,7 @@ class FileBackend {
         } catch (const StorageError&) {
           continue;  // torn or damaged: read again, then under the mutex
         }
-        fn(std::string_view(copy.key), static_cast<const detail::Record&>(copy.record));
+        show(copy, copy.record, [&](const detail::Record& shown) { fn(copy.key, shown); });
         return;
       }
       const std::unique_ptr<Mapped> m = map_existing(name);
@@ -1394,10 +1394,20 @@ class FileBackend {
       run(
           *m, outcome,
           [&](detail::Record& record) {
-            fn(std::string_view(m->key), static_cast<const detail::Record&>(record));
+            show(*m, record, [&](const detail::Record& shown) { fn(m->key, shown); });
             return true;
           },
           /*store=*/false);
+    }
+
+    // What status() and list() see: the record without the holders and waiters whose
+    // process has certainly ended (the next request on the key reclaims them).
+    template <class Fn>
+    void show(const Mapped& m, const detail::Record& record, Fn&& fn) {
+      if (!has_foreign(m) || options.liveness_check.count() == 0) return fn(record);
+      detail::Record live = record;
+      reclaim(m, live);
+      fn(static_cast<const detail::Record&>(live));
     }
 
     std::size_t remove_idle() {
