@@ -80,6 +80,7 @@
 #include <leaselock/backends/backend.hpp>
 #include <leaselock/detail/file_format.hpp>
 #include <leaselock/detail/hash.hpp>
+#include <leaselock/detail/intrusive_table.hpp>
 #include <leaselock/detail/parker.hpp>
 #include <leaselock/detail/posix/futex.hpp>
 #include <leaselock/detail/posix/identity.hpp>
@@ -362,9 +363,6 @@ class FileBackend {
     state_->for_each_name([&](const std::string& name) { state_->read_snapshot(name, fn); });
   }
 
-  /// Record files this backend has mapped now (held, cached, or idle and kept a while).
-  std::size_t mapped_count() const { return state_->mapped_count(); }
-
  private:
   struct Mapped;
   struct State;
@@ -373,6 +371,10 @@ class FileBackend {
   struct Outcome {
     bool removed = false;  // the record file was removed: open the key afresh
   };
+
+  // The mappings nobody uses now, most recent first: records that were idle when last
+  // let go (kIdle), and records others hold (kBusy).
+  enum LruList { kNoList = 0, kIdle = 1, kBusy = 2 };
 
   // One process's view of one record file.
   struct Mapped {
@@ -394,7 +396,7 @@ class FileBackend {
     std::uint32_t refs = 0;  // users now, and leases pinning it
     Mapped* lru_prev = nullptr;
     Mapped* lru_next = nullptr;
-    int lru = 0;  // 0: in no list, 1: idle list, 2: busy list
+    LruList lru = kNoList;
 
     // Guarded by the record's own (shared) mutex: the decoded record, valid while the
     // current slot's generation is `generation`.
@@ -450,78 +452,45 @@ class FileBackend {
 
   struct alignas(64) Shard {
     std::mutex mutex;
-    std::vector<Mapped*> buckets = std::vector<Mapped*>(16, nullptr);
-    std::size_t count = 0;
+    detail::IntrusiveTable<Mapped> table;
+    struct List {
+      Mapped* head = nullptr;
+      Mapped* tail = nullptr;
+      std::size_t size = 0;
+    } lists[3];
 
-    std::size_t slot(std::uint64_t hash) const noexcept {
-      return static_cast<std::size_t>(hash) & (buckets.size() - 1);
-    }
     Mapped* find(std::string_view key, std::uint64_t hash) const noexcept {
-      for (Mapped* m = buckets[slot(hash)]; m; m = m->next)
-        if (m->hash == hash && m->key == key) return m;
-      return nullptr;
+      return table.find(hash, [&](const Mapped& m) { return m.key == key; });
     }
-    void insert(Mapped* m) {
-      if (count >= buckets.size()) rehash(buckets.size() * 2);
-      Mapped*& head = buckets[slot(m->hash)];
-      m->next = head;
-      head = m;
+    void insert(Mapped* m) noexcept {
+      table.insert(m);
       m->in_table = true;
-      ++count;
     }
     void erase(Mapped* m) noexcept {
-      Mapped** link = &buckets[slot(m->hash)];
-      while (*link != m) link = &(*link)->next;
-      *link = m->next;
-      m->next = nullptr;
+      table.erase(m);
       m->in_table = false;
-      --count;
     }
-    void rehash(std::size_t size) {
-      std::vector<Mapped*> fresh(size, nullptr);
-      for (Mapped* head : buckets) {
-        while (head) {
-          Mapped* next = head->next;
-          Mapped*& bucket = fresh[static_cast<std::size_t>(head->hash) & (size - 1)];
-          head->next = bucket;
-          bucket = head;
-          head = next;
-        }
-      }
-      buckets.swap(fresh);
-    }
-    // Unused mappings, most recent first: records that were idle when last let go, and
-    // records others hold.
-    Mapped* idle_head = nullptr;
-    Mapped* idle_tail = nullptr;
-    std::size_t idle_count = 0;
-    Mapped* busy_head = nullptr;
-    Mapped* busy_tail = nullptr;
-    std::size_t busy_count = 0;
-
     void unlink(Mapped& m) noexcept {
-      Mapped*& head = m.lru == 1 ? idle_head : busy_head;
-      Mapped*& tail = m.lru == 1 ? idle_tail : busy_tail;
-      std::size_t& count = m.lru == 1 ? idle_count : busy_count;
-      (m.lru_prev ? m.lru_prev->lru_next : head) = m.lru_next;
-      (m.lru_next ? m.lru_next->lru_prev : tail) = m.lru_prev;
+      List& list = lists[m.lru];
+      (m.lru_prev ? m.lru_prev->lru_next : list.head) = m.lru_next;
+      (m.lru_next ? m.lru_next->lru_prev : list.tail) = m.lru_prev;
       m.lru_prev = m.lru_next = nullptr;
-      m.lru = 0;
-      --count;
+      m.lru = kNoList;
+      --list.size;
     }
-    void push_front(Mapped& m, int list) noexcept {
-      Mapped*& head = list == 1 ? idle_head : busy_head;
-      Mapped*& tail = list == 1 ? idle_tail : busy_tail;
-      m.lru = list;
+    // Puts m first in `which`; returns the least recently used mapping of that list, out
+    // of the shard, if the list is over `limit`.
+    Mapped* push_front(Mapped& m, LruList which, std::size_t limit) noexcept {
+      List& list = lists[which];
+      m.lru = which;
       m.lru_prev = nullptr;
-      m.lru_next = head;
-      (head ? head->lru_prev : tail) = &m;
-      head = &m;
-      ++(list == 1 ? idle_count : busy_count);
+      m.lru_next = list.head;
+      (list.head ? list.head->lru_prev : list.tail) = &m;
+      list.head = &m;
+      return ++list.size > limit ? pop_back(which) : nullptr;
     }
-    // Takes the least recently used mapping of `list` out of the shard.
-    Mapped* pop_back(int list) noexcept {
-      Mapped* m = list == 1 ? idle_tail : busy_tail;
+    Mapped* pop_back(LruList which) noexcept {
+      Mapped* m = lists[which].tail;
       if (!m) return nullptr;
       unlink(*m);
       erase(m);
@@ -561,18 +530,14 @@ class FileBackend {
 
     ~State() {
       for (Shard& shard : shards) {
-        for (Mapped* head : shard.buckets) {
-          while (head) {
-            Mapped* next = head->next;
-            try {
-              remove_if_idle(*head);
-            } catch (...) {
-            }
-            delete head;
-            head = next;
+        shard.table.for_each([&](Mapped* m) {
+          try {
+            remove_if_idle(*m);
+          } catch (...) {
           }
-        }
-        shard.buckets.clear();
+          delete m;
+        });
+        shard.table.clear();
       }
       close_all();
     }
@@ -946,7 +911,7 @@ class FileBackend {
       {
         std::lock_guard<std::mutex> lock(shard.mutex);
         if (Mapped* m = shard.find(key, hash)) {
-          if (m->refs++ == 0 && m->lru) shard.unlink(*m);
+          if (m->refs++ == 0 && m->lru != kNoList) shard.unlink(*m);
           return m;
         }
       }
@@ -969,12 +934,12 @@ class FileBackend {
         std::lock_guard<std::mutex> lock(shard.mutex);
         m = shard.find(key, hash);
         if (m) {  // another thread of ours mapped it meanwhile
-          if (m->refs++ == 0 && m->lru) shard.unlink(*m);
+          if (m->refs++ == 0 && m->lru != kNoList) shard.unlink(*m);
         } else {
           fresh->refs = 1;
           shard.insert(fresh.get());
           m = fresh.release();
-          if (shard.busy_count > busy_per_shard) victim = shard.pop_back(2);
+          if (shard.lists[kBusy].size > busy_per_shard) victim = shard.pop_back(kBusy);
         }
       }
       retire(victim);
@@ -1008,12 +973,9 @@ class FileBackend {
         if (--m.refs != 0) return;
         if (!m.in_table) {
           victim = &m;  // forgotten while in use: let it go now
-        } else if (m.idle_hint) {
-          shard.push_front(m, 1);
-          if (shard.idle_count > kIdlePerShard) victim = shard.pop_back(1);
         } else {
-          shard.push_front(m, 2);
-          if (shard.busy_count > busy_per_shard) victim = shard.pop_back(2);
+          victim = m.idle_hint ? shard.push_front(m, kIdle, kIdlePerShard)
+                               : shard.push_front(m, kBusy, busy_per_shard);
         }
       }
       retire(victim);
@@ -1038,15 +1000,6 @@ class FileBackend {
 
     Shard& shard_for(std::uint64_t hash) noexcept {
       return shards[static_cast<std::size_t>(hash >> 58) & (kShards - 1)];
-    }
-
-    std::size_t mapped_count() {
-      std::size_t count = 0;
-      for (Shard& shard : shards) {
-        std::lock_guard<std::mutex> lock(shard.mutex);
-        count += shard.count;
-      }
-      return count;
     }
 
     // --- one record operation ---------------------------------------------------------

@@ -35,6 +35,7 @@
 
 #include <leaselock/backends/backend.hpp>
 #include <leaselock/detail/hash.hpp>
+#include <leaselock/detail/intrusive_table.hpp>
 #include <leaselock/detail/parker.hpp>
 #include <leaselock/detail/semantics.hpp>
 #include <leaselock/detail/time.hpp>
@@ -137,8 +138,7 @@ class InProcessBackend {
   void read_all(Fn&& fn) const {
     for (Shard& shard : state_->shards) {
       std::lock_guard<std::mutex> lock(shard.mutex);
-      for (const Node* head : shard.buckets)
-        for (const Node* node = head; node; node = node->next) fn(node->key(), node->record);
+      shard.table.for_each([&](const Node* node) { fn(node->key(), node->record); });
     }
   }
 
@@ -148,7 +148,7 @@ class InProcessBackend {
     std::size_t count = 0;
     for (Shard& shard : state_->shards) {
       std::lock_guard<std::mutex> lock(shard.mutex);
-      count += shard.count;
+      count += shard.table.size();
       for (const Node* cached : shard.idle_cache) count -= cached && cached->record.idle();
     }
     return count;
@@ -241,11 +241,8 @@ class InProcessBackend {
   };
 
   struct alignas(64) Shard {
-    static constexpr std::size_t kMinBuckets = 16;
-
     mutable std::mutex mutex;
-    std::vector<Node*> buckets = std::vector<Node*>(kMinBuckets, nullptr);
-    std::size_t count = 0;
+    detail::IntrusiveTable<Node> table;
     Node* spare = nullptr;
     std::size_t spare_count = 0;
     // Records that went idle lately stay in the table (a hot key is not removed and
@@ -260,7 +257,7 @@ class InProcessBackend {
     Shard(const Shard&) = delete;
     Shard& operator=(const Shard&) = delete;
     ~Shard() {
-      for (Node* head : buckets) delete_chain(head);
+      table.for_each([](Node* node) { Node::destroy(node); });
       delete_chain(spare);
     }
 
@@ -272,21 +269,15 @@ class InProcessBackend {
       }
     }
 
-    std::size_t slot(std::uint64_t hash) const noexcept {
-      return static_cast<std::size_t>(hash >> 7) & (buckets.size() - 1);
-    }
-
     Node* find(std::string_view key, std::uint64_t hash) const noexcept {
-      for (Node* node = buckets[slot(hash)]; node; node = node->next)
-        if (node->hash == hash && node->key_size == key.size() &&
-            detail::same_bytes(node->key_bytes(), key.data(), key.size()))
-          return node;
-      return nullptr;
+      return table.find(hash, [&](const Node& node) {
+        return node.key_size == key.size() &&
+               detail::same_bytes(node.key_bytes(), key.data(), key.size());
+      });
     }
 
     Node* find_or_create(std::string_view key, std::uint64_t hash) {
       if (Node* node = find(key, hash)) return node;
-      if (count >= buckets.size()) rehash(buckets.size() * 2);
       Node* node = spare;
       if (node && node->key_capacity >= key.size()) {
         spare = node->next;
@@ -300,10 +291,7 @@ class InProcessBackend {
       node->record.last_fence = fence_floor;
       node->record.last_ticket = 0;
       node->record.version = 0;
-      Node*& head = buckets[slot(hash)];
-      node->next = head;
-      head = node;
-      ++count;
+      table.insert(node);
       return node;
     }
 
@@ -314,10 +302,7 @@ class InProcessBackend {
           if (cached == node) cached = nullptr;
         node->in_idle_cache = false;
       }
-      Node** link = &buckets[slot(node->hash)];
-      while (*link != node) link = &(*link)->next;
-      *link = node->next;
-      --count;
+      table.erase(node);
       fence_floor = std::max(fence_floor, node->record.last_fence);
       node->detach_parked();
       if (spare_count < kSpareRecords && node->key_capacity <= 256) {
@@ -329,7 +314,6 @@ class InProcessBackend {
       } else {
         Node::destroy(node);
       }
-      if (buckets.size() > kMinBuckets && count < buckets.size() / 8) rehash(buckets.size() / 2);
     }
 
     // A record went idle: keep it in the table for now, and drop the oldest idle one.
@@ -342,26 +326,6 @@ class InProcessBackend {
       if (!oldest) return;
       oldest->in_idle_cache = false;
       if (oldest->record.idle() && oldest->pins == 0) drop(oldest);
-    }
-
-    // Never throws from drop(): a failed shrink just keeps the larger table.
-    void rehash(std::size_t size) noexcept {
-      std::vector<Node*> fresh;
-      try {
-        fresh.assign(size, nullptr);
-      } catch (...) {
-        return;
-      }
-      for (Node* head : buckets) {
-        while (head) {
-          Node* next = head->next;
-          Node*& bucket = fresh[static_cast<std::size_t>(head->hash >> 7) & (size - 1)];
-          head->next = bucket;
-          bucket = head;
-          head = next;
-        }
-      }
-      buckets.swap(fresh);
     }
   };
 
