@@ -53,6 +53,11 @@ command -v clang++ >/dev/null 2>&1 || missing+=(clang)
 command -v clang-format >/dev/null 2>&1 || missing+=(clang-format)
 command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
 have_doctest || missing+=(doctest-dev)
+# The leaselock command (cli/) reads and writes JSON; its tests (tests/cli/) run in bash
+# and read JSON with python3.
+[ -f /usr/include/nlohmann/json.hpp ] || [ -f /usr/local/include/nlohmann/json.hpp ] ||
+  missing+=(nlohmann-json3-dev)
+command -v python3 >/dev/null 2>&1 || missing+=(python3)
 # libFuzzer's runtime (the fuzz preset) comes with clang's runtime libraries.
 if ! ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1 &&
   ! ls /usr/lib/llvm-*/lib/clang/*/lib/*/libclang_rt.fuzzer.a >/dev/null 2>&1; then
@@ -98,7 +103,7 @@ record() { # name, status, seconds
 
 say "Formatting (clang-format --dry-run --Werror)"
 start=$SECONDS
-mapfile -t sources < <(find include tests examples bench -type f \
+mapfile -t sources < <(find include cli tests examples bench -type f \
   \( -name '*.hpp' -o -name '*.cpp' \) 2>/dev/null | sort)
 if [ ${#sources[@]} -eq 0 ]; then
   record format "passed (no files)" 0
