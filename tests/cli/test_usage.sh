@@ -39,6 +39,23 @@ long_owner=$(head -c 257 /dev/zero | tr '\0' o)
 expect_run 64 "leaselock status: --owner is 257 bytes, over the limit of 256 (use a shorter name)" \
   status --owner "$long_owner" k
 
+expect_run 64 "leaselock run: run needs a command: -- CMD [ARG...] or -c STRING (see 'leaselock run --help')" \
+  run k
+expect_run 64 "leaselock run: run needs a command: -- CMD [ARG...] or -c STRING (see 'leaselock run --help')" \
+  run k --
+expect_run 64 "leaselock run: give either -c STRING or -- CMD [ARG...], not both (see 'leaselock run --help')" \
+  run k -c true -- true
+expect_run 64 "leaselock run: run takes one KEY before the command (see 'leaselock run --help')" \
+  run -- true
+expect_run 64 "leaselock run: bad duration '2x' for -w (write it like 250ms, 30s, 5m, 1h, or a number of seconds)" \
+  run -w 2x k -- true
+expect_run 64 "leaselock run: --ttl must be more than 0 (e.g. --ttl 30s), got '0s'" \
+  run --ttl 0s k -- true
+expect_run 64 "leaselock run: -E needs an exit code from 0 to 255, got '256'" run -E 256 k -- true
+expect_run 64 "leaselock run: unknown option '-q' (see 'leaselock run --help')" run -xq k -- true
+expect_run 64 "leaselock run: key is 4097 bytes, over the limit of 4096 (use a shorter key, e.g. a hash of it)" \
+  run "$long_key" -- true
+
 # Storage: 69.
 expect_run 69 "leaselock status: the PostgreSQL backend is not available in this build; use --dir DIR (or \$LEASELOCK_DIR) for a lock directory shared by the processes of this machine" \
   status --postgres postgresql://localhost/x k
@@ -60,7 +77,7 @@ check "the refused requests left no missing directory" test ! -e "$WORK/missing"
 check "the refused requests left the open directory empty" test -z "$(ls -A "$WORK/open")"
 
 # --help: usage on stdout, exit 0, for every subcommand.
-for sub in status list release renew; do
+for sub in run status list release renew; do
   checks=$((checks + 1))
   help=$(ll "$sub" --help) || fail "$sub --help exited $?"
   case "$help" in "usage: leaselock $sub "*) ;; *) fail "$sub --help: $help" ;; esac

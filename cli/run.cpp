@@ -1,0 +1,260 @@
+// cli/run.cpp — `leaselock run KEY -- CMD [ARG...]` and `leaselock run KEY -c STRING`:
+// a command run under a lease, like flock(1), with a TTL, a token and a fence.
+//
+// The lease is taken first (waiting per -n/-w), then the command is started with
+// LEASELOCK_KEY, LEASELOCK_TOKEN, LEASELOCK_FENCE (and LEASELOCK_DIR) in its environment
+// while the library's keep-alive renews the lease every third of its TTL. This process
+// then only waits for signals (sigtimedwait, everything of interest blocked in every
+// thread): the child's exit; SIGINT, SIGTERM, SIGHUP to forward to it; the keep-alive's
+// word that the lease is lost, on which the child gets SIGTERM and, after a grace of a
+// quarter of the TTL (at most 5 s), SIGKILL. Should this process die anyway (SIGKILL),
+// the command gets SIGTERM from the kernel (Linux), since its lease is then reclaimed.
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+#include "backend.hpp"
+#include "commands.hpp"
+#include "durations.hpp"
+#include "errors.hpp"
+#include "options.hpp"
+#include "request.hpp"
+#include "timestamps.hpp"
+
+extern char** environ;
+
+namespace leaselock::cli {
+namespace {
+
+constexpr const char* kRunHelp =
+    "usage: leaselock run [COMMON] [-s|-x] [-n|-w DUR] [--ttl DUR] [-E CODE] KEY -- CMD [ARG...]\n"
+    "       leaselock run [COMMON] [-s|-x] [-n|-w DUR] [--ttl DUR] [-E CODE] KEY -c STRING\n"
+    "\n"
+    "Takes a lease on KEY, runs CMD (or 'sh -c STRING') while keeping the lease alive, and\n"
+    "releases it when CMD exits. CMD gets LEASELOCK_KEY, LEASELOCK_TOKEN, LEASELOCK_FENCE\n"
+    "and LEASELOCK_DIR in its environment; SIGINT, SIGTERM and SIGHUP sent to leaselock\n"
+    "are passed on to it. Exits with CMD's status (128 + N if signal N killed it); 75 if\n"
+    "KEY stayed busy; 76 if the lease was lost while CMD ran (CMD then gets SIGTERM, and\n"
+    "SIGKILL a quarter of the TTL later, at most 5 s); 126/127 if CMD cannot be run.\n"
+    "\n"
+    "options:\n"
+    "  --ttl DUR       lease TTL, renewed every third of it (default 30s)\n"
+    "  -c STRING       run 'sh -c STRING' (instead of -- CMD [ARG...])\n";
+
+// The keep-alive's renewal thread says "lost" by setting this and raising kLostSignal.
+std::atomic<bool> lease_lost{false};
+constexpr int kLostSignal = SIGUSR2;
+constexpr int kForwarded[] = {SIGINT, SIGTERM, SIGHUP};
+
+// NAME=VALUE entries for the child: ours replace any of the same name in `environ`.
+std::vector<std::string> child_environment(const std::vector<std::string>& ours) {
+  std::vector<std::string> entries;
+  for (char** entry = environ; *entry; ++entry) {
+    const std::string_view text(*entry);
+    const bool replaced = std::any_of(ours.begin(), ours.end(), [&](const std::string& mine) {
+      const std::size_t name = mine.find('=') + 1;
+      return text.compare(0, name, mine, 0, name) == 0;
+    });
+    if (!replaced) entries.emplace_back(text);
+  }
+  entries.insert(entries.end(), ours.begin(), ours.end());
+  return entries;
+}
+
+std::vector<char*> pointers(std::vector<std::string>& strings) {
+  std::vector<char*> result;
+  result.reserve(strings.size() + 1);
+  for (std::string& text : strings) result.push_back(text.data());
+  result.push_back(nullptr);
+  return result;
+}
+
+// Starts `command` with `environment`, every signal at its default and unblocked, and
+// SIGTERM for it if this process dies (killed with SIGKILL, say: its lease is then
+// reclaimed, so the command must stop too). The child's pid, or the exit code for a
+// command that could not be started (after saying why on stderr). Called while this
+// process has one thread, so the child may call anything before exec.
+struct Spawned {
+  pid_t pid = -1;
+  int failure = 0;
+};
+
+Spawned spawn(std::vector<std::string> command, std::vector<std::string> environment) {
+  std::vector<char*> argv = pointers(command);
+  std::vector<char*> envp = pointers(environment);
+  const pid_t parent = ::getpid();
+  int report[2];  // the child writes exec's errno here; closed on a successful exec
+  if (::pipe2(report, O_CLOEXEC) != 0) throw std::system_error(errno, std::generic_category());
+  Spawned spawned;
+  spawned.pid = ::fork();
+  if (spawned.pid < 0) {
+    const int error = errno;
+    ::close(report[0]);
+    ::close(report[1]);
+    throw std::system_error(error, std::generic_category(), "fork");
+  }
+  if (spawned.pid == 0) {
+    ::close(report[0]);
+#ifdef __linux__
+    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (::getppid() != parent) ::_exit(exit_code::lost);  // it died before prctl
+#endif
+    for (int signal : kForwarded) ::signal(signal, SIG_DFL);
+    ::signal(SIGPIPE, SIG_DFL);
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    ::execvpe(argv[0], argv.data(), envp.data());
+    const int error = errno;
+    ssize_t ignored = ::write(report[1], &error, sizeof error);
+    (void)ignored;
+    ::_exit(127);
+  }
+  ::close(report[1]);
+  int error = 0;
+  ssize_t got;
+  do {
+    got = ::read(report[0], &error, sizeof error);
+  } while (got < 0 && errno == EINTR);
+  ::close(report[0]);
+  if (got == static_cast<ssize_t>(sizeof error)) {
+    ::waitpid(spawned.pid, nullptr, 0);
+    std::fprintf(stderr, "leaselock run: cannot run '%s': %s\n", command[0].c_str(),
+                 std::strerror(error));
+    spawned.pid = -1;
+    spawned.failure = error == ENOENT ? exit_code::not_found : exit_code::cannot_execute;
+  }
+  return spawned;
+}
+
+int exit_status(int status) {
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return exit_code::internal;
+}
+
+// Waits for the child, forwarding signals and ending it if the lease is lost. Returns
+// its wait status and whether the lease was lost.
+struct Outcome {
+  int status = 0;
+  bool lost = false;
+};
+
+Outcome supervise(pid_t child, const sigset_t& signals, std::chrono::nanoseconds grace) {
+  Outcome outcome;
+  std::optional<std::chrono::steady_clock::time_point> kill_at;
+  for (;;) {
+    siginfo_t info{};
+    int signal;
+    if (kill_at) {
+      const auto left = std::max(*kill_at - std::chrono::steady_clock::now(),
+                                 std::chrono::steady_clock::duration::zero());
+      const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(left).count();
+      const timespec timeout{static_cast<time_t>(ns / 1'000'000'000),
+                             static_cast<long>(ns % 1'000'000'000)};
+      signal = ::sigtimedwait(&signals, &info, &timeout);
+    } else {
+      signal = ::sigwaitinfo(&signals, &info);
+    }
+    if (signal == SIGCHLD || signal < 0) {
+      int status = 0;
+      const pid_t done = ::waitpid(child, &status, WNOHANG);
+      if (done == child) {
+        outcome.status = status;
+        return outcome;
+      }
+      if (signal < 0 && errno == EAGAIN && kill_at) {  // the grace ran out
+        ::kill(child, SIGKILL);
+        kill_at.reset();
+      }
+      continue;
+    }
+    if (signal == kLostSignal) {
+      if (lease_lost.load() && !outcome.lost) {
+        outcome.lost = true;
+        std::fputs("leaselock run: the lease was lost; stopping the command\n", stderr);
+        ::kill(child, SIGTERM);
+        kill_at = std::chrono::steady_clock::now() + grace;
+      }
+      continue;
+    }
+    // SIGINT, SIGTERM, SIGHUP. One the terminal sent went to the whole process group,
+    // the child included, already.
+    if (info.si_code != SI_KERNEL) ::kill(child, signal);
+  }
+}
+
+}  // namespace
+
+int run_command(const Args& arguments) {
+  CommonOptions common;
+  RequestOptions request;
+  std::optional<std::string> shell_command;
+  ArgParser parser("run", kRunHelp, common);
+  add_request_options(parser, request);
+  parser.option({"-c", "--command"}, [&](const std::string& value) { shell_command = value; });
+  const std::optional<ParsedArgs> args = parser.parse(arguments);
+  if (!args) return exit_code::ok;
+  if (args->positional.size() != 1) throw parser.usage("run takes one KEY before the command");
+  if (shell_command && args->dashes)
+    throw parser.usage("give either -c STRING or -- CMD [ARG...], not both");
+  if (!shell_command && (!args->dashes || args->after_dashes.empty()))
+    throw parser.usage("run needs a command: -- CMD [ARG...] or -c STRING");
+  const std::string& key = key_argument(args->positional[0]);
+  if (!request.ttl) request.ttl = std::chrono::seconds(30);
+  std::vector<std::string> command = shell_command
+                                         ? std::vector<std::string>{"/bin/sh", "-c", *shell_command}
+                                         : args->after_dashes;
+
+  const auto manager = open_manager(common);
+  Lease lease = take_lease(*manager, key, request);
+  if (!lease) {
+    std::fprintf(stderr, "leaselock run: '%s' is %s\n", key.c_str(),
+                 busy_description(manager->status(key), TimeBridge()).c_str());
+    return request.busy_code;
+  }
+
+  // From here on, the signals we wait for are blocked in this thread and in the renewal
+  // thread keep_alive() starts, so that only sigwaitinfo() takes them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  for (int signal : kForwarded) sigaddset(&signals, signal);
+  sigaddset(&signals, SIGCHLD);
+  sigaddset(&signals, kLostSignal);
+  ::pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  const Spawned child = spawn(
+      std::move(command),
+      child_environment({"LEASELOCK_KEY=" + key, "LEASELOCK_TOKEN=" + lease.token().to_string(),
+                         "LEASELOCK_FENCE=" + std::to_string(lease.fence()),
+                         "LEASELOCK_DIR=" + common.dir}));
+  if (child.pid < 0) return child.failure;  // the lease is released on the way out
+  lease.keep_alive([] {
+    lease_lost.store(true);
+    ::kill(::getpid(), kLostSignal);
+  });
+  const auto grace = std::min<std::chrono::nanoseconds>(*request.ttl / 4, std::chrono::seconds(5));
+  const Outcome outcome = supervise(child.pid, signals, grace);
+  if (outcome.lost) return exit_code::lost;
+  lease.release();
+  return exit_status(outcome.status);
+}
+
+}  // namespace leaselock::cli
