@@ -15,7 +15,8 @@
 // To hand a lease across a call boundary (acquire in one request, release in another,
 // as an agent tool server does), detach() it: the guard lets go without releasing, and
 // the key and token — Token::to_string() — are all that is needed later for
-// LockManager::release, renew or adopt.
+// LockManager::release, renew or adopt. detach(HolderProcess::none()) also unbinds it
+// from this process, so that it outlives it (holder_process.hpp).
 #pragma once
 
 #include <algorithm>
@@ -34,6 +35,7 @@
 #include <leaselock/detail/keep_alive.hpp>
 #include <leaselock/detail/key_buffer.hpp>
 #include <leaselock/detail/time.hpp>
+#include <leaselock/holder_process.hpp>
 #include <leaselock/mode.hpp>
 #include <leaselock/token.hpp>
 
@@ -52,6 +54,8 @@ class LeaseIssuer {
                              BackendHandle handle) = 0;
   virtual std::optional<Nanos> renew_lease(std::string_view key, const Token& token, Nanos ttl,
                                            BackendHandle handle) = 0;
+  virtual bool bind_lease(std::string_view key, const Token& token,
+                          const HolderProcess& process) = 0;
   virtual void unpin(BackendHandle handle) noexcept = 0;
   virtual void start_keep_alive(std::shared_ptr<KeepAliveState> state) = 0;
   virtual void stop_keep_alive(const KeepAliveState* state) noexcept = 0;
@@ -124,6 +128,18 @@ class Lease {
     const Token token = token_;
     end(/*release=*/false, /*exact=*/false);
     return token;
+  }
+
+  /// Binds the lease to `process` (LockManager::bind), then detach()es it: for a lease
+  /// that must outlive this process (none()) or live and die with another one. Returns
+  /// the token; the zero token if the guard was empty or its lease no longer held (the
+  /// guard is emptied all the same). Throws std::invalid_argument, leaving the guard as
+  /// it was, if `process` has ended.
+  [[nodiscard]] Token detach(HolderProcess process) {
+    if (!issuer_) return Token{};
+    const bool bound = issuer_->bind_lease(key_.view(), token_, process);
+    const Token token = detach();
+    return bound ? token : Token{};
   }
 
   /// Renews the lease in the background every `interval` (zero: a third of its TTL),

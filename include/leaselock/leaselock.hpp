@@ -10,6 +10,7 @@
 #include <leaselock/backends/file.hpp>
 #include <leaselock/backends/in_process.hpp>
 #include <leaselock/clock.hpp>
+#include <leaselock/holder_process.hpp>
 #include <leaselock/info.hpp>
 #include <leaselock/lease.hpp>
 #include <leaselock/limits.hpp>

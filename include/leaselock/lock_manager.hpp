@@ -43,6 +43,7 @@
 #include <leaselock/detail/posix/process.hpp>
 #include <leaselock/detail/semantics.hpp>
 #include <leaselock/detail/time.hpp>
+#include <leaselock/holder_process.hpp>
 #include <leaselock/info.hpp>
 #include <leaselock/lease.hpp>
 #include <leaselock/limits.hpp>
@@ -142,6 +143,17 @@ class LockManager final : private detail::LeaseIssuer<Clock>, private detail::Re
     return renew_lease(key, token, detail::to_nanos(ttl), nullptr).has_value();
   }
 
+  /// Makes `process` the process that the lease `token` holds on `key` lives and dies
+  /// with (see holder_process.hpp for what each backend does with it). Returns false if
+  /// that token does not hold the key now. Throws std::invalid_argument, changing
+  /// nothing, if the key is invalid or `process` has ended.
+  [[nodiscard]] bool bind(std::string_view key, const Token& token, HolderProcess process) {
+    detail::validate_key(key);
+    return detail::bind_process(backend_, key, token, process, [&](detail::Record& record) {
+      return detail::find_live_holder(record, token, detail::now_nanos(clock_)) != nullptr;
+    });
+  }
+
   /// A guard for a lease that `token` holds on `key` now (for example one detached in
   /// another request); an empty Lease if it does not.
   [[nodiscard]] Lease adopt(std::string_view key, const Token& token) {
@@ -150,8 +162,9 @@ class LockManager final : private detail::LeaseIssuer<Clock>, private detail::Re
     const std::optional<detail::Holder> found = backend_.update(
         key,
         [&](detail::Record& record) -> std::optional<detail::Holder> {
-          const detail::Holder* holder = detail::find_holder(record, token);
-          if (!holder || holder->expires_at <= detail::now_nanos(clock_)) return std::nullopt;
+          const detail::Holder* holder =
+              detail::find_live_holder(record, token, detail::now_nanos(clock_));
+          if (!holder) return std::nullopt;
           return *holder;
         },
         &handle);
@@ -363,6 +376,10 @@ class LockManager final : private detail::LeaseIssuer<Clock>, private detail::Re
                                            detail::Nanos ttl,
                                            detail::BackendHandle handle) override {
     return renew_and_report(key, token, ttl, handle, nullptr);
+  }
+
+  bool bind_lease(std::string_view key, const Token& token, const HolderProcess& process) override {
+    return bind(key, token, process);
   }
 
   void unpin(detail::BackendHandle handle) noexcept override { backend_.unpin(handle); }

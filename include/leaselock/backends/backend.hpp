@@ -41,16 +41,28 @@
 //       Called once by the LockManager's constructor with its clock: storage that outlives
 //       the process (FileBackend) records which clock wrote it and reads `now` for upkeep.
 //
+//   template <class Fn> bool bind(std::string_view key, const Token& token,
+//                                 const HolderProcess& process, Fn&& holds);
+//       Runs holds(detail::Record&) like update(); when it returns true, makes `process`
+//       the process that token's lease lives and dies with, in the same atomic step, and
+//       returns true. Throws std::invalid_argument, changing nothing, if `process` has
+//       ended. Storage that frees the leases of dead processes (FileBackend) has it; for
+//       any other backend a lease never ends with a process, and binding only checks
+//       that the token holds the key (detail::bind_process).
+//
 // InProcessBackend keeps records in a sharded hash table and parks waiters on per-thread
 // condition variables; FileBackend keeps them in a lock directory shared by processes.
 // A database backend stores rows and wakes waiters through notifications.
 #pragma once
 
 #include <optional>
+#include <string_view>
 #include <type_traits>
 #include <utility>
 
 #include <leaselock/detail/time.hpp>
+#include <leaselock/holder_process.hpp>
+#include <leaselock/token.hpp>
 
 namespace leaselock::detail {
 
@@ -71,6 +83,27 @@ struct has_attach_clock<
 template <class Backend, class Clock>
 void attach_clock(Backend& backend, const Clock& clock) {
   if constexpr (has_attach_clock<Backend, Clock>::value) backend.attach_clock(clock);
+}
+
+/// Calls backend.bind(key, token, process, holds) where the backend has it; elsewhere
+/// only runs holds() (see the Backend description above).
+template <class Backend, class Fn, class = void>
+struct has_bind : std::false_type {};
+template <class Backend, class Fn>
+struct has_bind<Backend, Fn,
+                std::void_t<decltype(std::declval<Backend&>().bind(
+                    std::declval<std::string_view>(), std::declval<const Token&>(),
+                    std::declval<const HolderProcess&>(), std::declval<Fn>()))>> : std::true_type {
+};
+
+template <class Backend, class Fn>
+bool bind_process(Backend& backend, std::string_view key, const Token& token,
+                  const HolderProcess& process, Fn&& holds) {
+  if constexpr (has_bind<Backend, Fn>::value) {
+    return backend.bind(key, token, process, std::forward<Fn>(holds));
+  } else {
+    return backend.update(key, std::forward<Fn>(holds));
+  }
 }
 
 template <class Result>

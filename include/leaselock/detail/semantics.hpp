@@ -90,6 +90,13 @@ inline const Holder* find_holder(const Record& record, const Token& token) noexc
   return nullptr;
 }
 
+/// The holder with `token` if its lease is live at `now`, else nullptr.
+inline const Holder* find_live_holder(const Record& record, const Token& token,
+                                      Nanos now) noexcept {
+  const Holder* holder = find_holder(record, token);
+  return holder && holder->expires_at > now ? holder : nullptr;
+}
+
 /// Removes every holder whose TTL has run out by `now`. Returns how many.
 inline std::size_t purge_expired(Record& record, Nanos now, ExpiredList* expired) {
   auto& holders = record.holders;
