@@ -3,14 +3,15 @@
 //
 // The lease is taken first (waiting per -n/-w), then the command is started with
 // LEASELOCK_KEY, LEASELOCK_TOKEN, LEASELOCK_FENCE (and LEASELOCK_DIR) in its environment
-// while the library's keep-alive renews the lease every third of its TTL. This process
+// while the library's keep-alive renews the lease every third of its TTL (started once
+// the command has run a tenth of the TTL, at most 1 s: a short command needs no
+// renewal thread). This process
 // then only waits for signals (sigtimedwait, everything of interest blocked in every
 // thread): the child's exit; SIGINT, SIGTERM, SIGHUP to forward to it; the keep-alive's
 // word that the lease is lost, on which the child gets SIGTERM and, after a grace of a
 // quarter of the TTL (at most 5 s), SIGKILL. Should this process die anyway (SIGKILL),
 // the command gets SIGTERM from the kernel (Linux), since its lease is then reclaimed.
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #ifdef __linux__
@@ -24,6 +25,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -86,11 +88,13 @@ std::vector<char*> pointers(std::vector<std::string>& strings) {
   return result;
 }
 
-// Starts `command` with `environment`, every signal at its default and unblocked, and
-// SIGTERM for it if this process dies (killed with SIGKILL, say: its lease is then
-// reclaimed, so the command must stop too). The child's pid, or the exit code for a
-// command that could not be started (after saying why on stderr). Called while this
-// process has one thread, so the child may call anything before exec.
+// Starts `command` with `environment`, with no signal blocked (and those this process
+// was started ignoring still ignored), and SIGTERM for it should
+// this process die (killed with SIGKILL, say: its lease is then reclaimed, so the command
+// must stop too). The child's pid, or the exit code for a command that could not be
+// started (after saying why on stderr). vfork(): the child borrows this process's memory
+// until it execs (no page tables copied: a tenth of a short `run`), so it makes system
+// calls only (execvpe searches PATH on its stack) and reports exec's error in `failure`.
 struct Spawned {
   pid_t pid = -1;
   int failure = 0;
@@ -100,41 +104,24 @@ Spawned spawn(std::vector<std::string> command, std::vector<std::string> environ
   std::vector<char*> argv = pointers(command);
   std::vector<char*> envp = pointers(environment);
   const pid_t parent = ::getpid();
-  int report[2];  // the child writes exec's errno here; closed on a successful exec
-  if (::pipe2(report, O_CLOEXEC) != 0) throw std::system_error(errno, std::generic_category());
+  volatile int exec_error = 0;  // written by the child, which shares this memory
   Spawned spawned;
-  spawned.pid = ::fork();
-  if (spawned.pid < 0) {
-    const int error = errno;
-    ::close(report[0]);
-    ::close(report[1]);
-    throw std::system_error(error, std::generic_category(), "fork");
-  }
+  spawned.pid = ::vfork();
+  if (spawned.pid < 0) throw std::system_error(errno, std::generic_category(), "vfork");
   if (spawned.pid == 0) {
-    ::close(report[0]);
 #ifdef __linux__
     ::prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (::getppid() != parent) ::_exit(exit_code::lost);  // it died before prctl
 #endif
-    for (int signal : kForwarded) ::signal(signal, SIG_DFL);
-    ::signal(SIGPIPE, SIG_DFL);
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
     ::execvpe(argv[0], argv.data(), envp.data());
-    const int error = errno;
-    ssize_t ignored = ::write(report[1], &error, sizeof error);
-    (void)ignored;
-    ::_exit(127);
+    exec_error = errno;
+    ::_exit(exit_code::not_found);
   }
-  ::close(report[1]);
-  int error = 0;
-  ssize_t got;
-  do {
-    got = ::read(report[0], &error, sizeof error);
-  } while (got < 0 && errno == EINTR);
-  ::close(report[0]);
-  if (got == static_cast<ssize_t>(sizeof error)) {
+  // The child has exec'd or exited: vfork returns only then.
+  if (const int error = exec_error) {
     ::waitpid(spawned.pid, nullptr, 0);
     std::fprintf(stderr, "leaselock run: cannot run '%s': %s\n", command[0].c_str(),
                  std::strerror(error));
@@ -150,22 +137,28 @@ int exit_status(int status) {
   return exit_code::internal;
 }
 
-// Waits for the child, forwarding signals and ending it if the lease is lost. Returns
-// its wait status and whether the lease was lost.
+// Waits for the child, forwarding signals, starting the lease's keep-alive once the
+// child has run for `keep_alive_after` (a command that ends sooner needs none: its lease
+// is far from expiry), and ending the child if the lease is lost. Returns its wait status
+// and whether the lease was lost.
 struct Outcome {
   int status = 0;
   bool lost = false;
 };
 
-Outcome supervise(pid_t child, const sigset_t& signals, std::chrono::nanoseconds grace) {
+Outcome supervise(pid_t child, const sigset_t& signals, std::chrono::nanoseconds grace,
+                  std::chrono::nanoseconds keep_alive_after,
+                  const std::function<void()>& start_keep_alive) {
+  using Clock = std::chrono::steady_clock;
   Outcome outcome;
-  std::optional<std::chrono::steady_clock::time_point> kill_at;
+  std::optional<Clock::time_point> keep_alive_at = Clock::now() + keep_alive_after;
+  std::optional<Clock::time_point> kill_at;
   for (;;) {
+    const std::optional<Clock::time_point> wake = kill_at ? kill_at : keep_alive_at;
     siginfo_t info{};
     int signal;
-    if (kill_at) {
-      const auto left = std::max(*kill_at - std::chrono::steady_clock::now(),
-                                 std::chrono::steady_clock::duration::zero());
+    if (wake) {
+      const auto left = std::max(*wake - Clock::now(), Clock::duration::zero());
       const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(left).count();
       const timespec timeout{static_cast<time_t>(ns / 1'000'000'000),
                              static_cast<long>(ns % 1'000'000'000)};
@@ -173,16 +166,22 @@ Outcome supervise(pid_t child, const sigset_t& signals, std::chrono::nanoseconds
     } else {
       signal = ::sigwaitinfo(&signals, &info);
     }
-    if (signal == SIGCHLD || signal < 0) {
-      int status = 0;
-      const pid_t done = ::waitpid(child, &status, WNOHANG);
-      if (done == child) {
-        outcome.status = status;
-        return outcome;
-      }
-      if (signal < 0 && errno == EAGAIN && kill_at) {  // the grace ran out
+    if (signal < 0) {
+      if (errno != EAGAIN) continue;  // EINTR
+      if (kill_at) {                  // the grace ran out
         ::kill(child, SIGKILL);
         kill_at.reset();
+      } else if (keep_alive_at) {
+        start_keep_alive();
+        keep_alive_at.reset();
+      }
+      continue;
+    }
+    if (signal == SIGCHLD) {
+      int status = 0;
+      if (::waitpid(child, &status, WNOHANG) == child) {
+        outcome.status = status;
+        return outcome;
       }
       continue;
     }
@@ -191,7 +190,7 @@ Outcome supervise(pid_t child, const sigset_t& signals, std::chrono::nanoseconds
         outcome.lost = true;
         std::fputs("leaselock run: the lease was lost; stopping the command\n", stderr);
         ::kill(child, SIGTERM);
-        kill_at = std::chrono::steady_clock::now() + grace;
+        kill_at = Clock::now() + grace;
       }
       continue;
     }
@@ -233,9 +232,15 @@ int run_command(const Args& arguments) {
 
   // From here on, the signals we wait for are blocked in this thread and in the renewal
   // thread keep_alive() starts, so that only sigwaitinfo() takes them.
+  // A forwarded signal this process was started ignoring (nohup's SIGHUP, SIGINT in a
+  // background job) stays ignored, by it and by the command, and is not forwarded.
   sigset_t signals;
   sigemptyset(&signals);
-  for (int signal : kForwarded) sigaddset(&signals, signal);
+  for (int signal : kForwarded) {
+    struct sigaction action {};
+    if (::sigaction(signal, nullptr, &action) == 0 && action.sa_handler == SIG_IGN) continue;
+    sigaddset(&signals, signal);
+  }
   sigaddset(&signals, SIGCHLD);
   sigaddset(&signals, kLostSignal);
   ::pthread_sigmask(SIG_BLOCK, &signals, nullptr);
@@ -246,12 +251,17 @@ int run_command(const Args& arguments) {
                          "LEASELOCK_FENCE=" + std::to_string(lease.fence()),
                          "LEASELOCK_DIR=" + common.dir}));
   if (child.pid < 0) return child.failure;  // the lease is released on the way out
-  lease.keep_alive([] {
-    lease_lost.store(true);
-    ::kill(::getpid(), kLostSignal);
-  });
-  const auto grace = std::min<std::chrono::nanoseconds>(*request.ttl / 4, std::chrono::seconds(5));
-  const Outcome outcome = supervise(child.pid, signals, grace);
+  const auto start_keep_alive = [&lease] {
+    lease.keep_alive([] {
+      lease_lost.store(true);
+      ::kill(::getpid(), kLostSignal);
+    });
+  };
+  const std::chrono::nanoseconds ttl = *request.ttl;
+  const auto grace = std::min<std::chrono::nanoseconds>(ttl / 4, std::chrono::seconds(5));
+  const auto keep_alive_after =
+      std::min<std::chrono::nanoseconds>(ttl / 10, std::chrono::seconds(1));
+  const Outcome outcome = supervise(child.pid, signals, grace, keep_alive_after, start_keep_alive);
   if (outcome.lost) return exit_code::lost;
   lease.release();
   return exit_status(outcome.status);

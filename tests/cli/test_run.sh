@@ -88,7 +88,8 @@ check "the command caught the SIGTERM sent to run" test -e "$WORK/caught"
 # SIGHUP and SIGINT are passed on too.
 for signal in HUP INT; do
   rm -f "$WORK/started"
-  "$LEASELOCK" run "sig$signal" -- sh -c "trap 'exit 7' $signal; touch '$WORK/started'; while :; do sleep 0.05; done" &
+  # (env: a background job starts with SIGINT ignored, which run would respect)
+  env --default-signal=$signal "$LEASELOCK" run "sig$signal" -- sh -c "trap 'exit 7' $signal; touch '$WORK/started'; while :; do sleep 0.05; done" &
   runner=$!
   check "the command for SIG$signal started" wait_until 10 test -e "$WORK/started"
   kill -$signal $runner
@@ -96,6 +97,10 @@ for signal in HUP INT; do
   code=$?
   check "SIG$signal reached the command, whose exit code run returns (got $code)" test $code -eq 7
 done
+
+# A signal run was started ignoring stays ignored by the command (nohup).
+out=$(nohup "$LEASELOCK" run nohup -- sh -c "kill -HUP \$PPID; sleep 0.2; echo survived" 2>/dev/null)
+check "under nohup the command ignores SIGHUP sent to run (got '$out')" test "$out" = survived
 
 # --- The lease lost while the command runs: released by its token from elsewhere.
 "$LEASELOCK" run --ttl 600ms lost -- sh -c "echo \$LEASELOCK_TOKEN > '$WORK/token'; trap 'echo term > \"$WORK/term\"; exit 0' TERM; while :; do sleep 0.05; done" &
