@@ -15,7 +15,7 @@
 #include <string_view>
 #include <vector>
 
-#include <leaselock/detail/file_format.hpp>
+#include <leaselock/detail/file/codec.hpp>
 
 namespace {
 

@@ -1,4 +1,4 @@
-// leaselock/detail/file_format.hpp — how FileBackend names and encodes one key's record.
+// leaselock/detail/file/codec.hpp — how FileBackend names and encodes one key's record.
 //
 // Pure functions, no I/O (so they can be fuzzed): the file name a key maps to, and the
 // byte encoding of a detail::Record with the process of each holder and waiter.

@@ -1,0 +1,136 @@
+// leaselock/detail/file/slots.hpp — reading and publishing a record file's two slots.
+//
+// A record is written into the slot that is not current, with a checksum over its
+// generation and bytes, and made current by one aligned 8-byte store of the layout
+// (capacity << 1 | current slot); the header's generation follows. A process killed at
+// any instruction leaves the previous record or the new one current, each whole. The
+// functions here work on any bytes laid out as a record file (detail/file/record_layout.hpp)
+// — a mapping, or a copy read with pread — and touch no file: growing the file, and
+// making sure it is long enough, are the caller's (`grow`, `ensure_size`).
+// Callers hold the record's mutex, except for a copy.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include <leaselock/detail/file/codec.hpp>
+#include <leaselock/detail/file/record_layout.hpp>
+#include <leaselock/detail/posix/identity.hpp>
+#include <leaselock/detail/semantics.hpp>
+
+namespace leaselock::detail::file {
+
+/// A record file's bytes as this process sees them, and the record last decoded from them.
+struct RecordSlots {
+  unsigned char* base = nullptr;
+  RecordHeader* header = nullptr;
+  std::size_t slot_base = 0;
+  std::size_t verified_size = 0;  // the file is known to be at least this long
+
+  // Guarded by the record's own (shared) mutex: the decoded record, valid while the
+  // current slot's generation is `generation`.
+  bool decoded = false;
+  std::uint64_t generation = 0;
+  Record record;
+  std::vector<ProcessIdentity> ids;  // holders', then waiters'
+};
+
+/// Makes s.record the current slot's record, decoding only if another write came since
+/// this process last read or wrote it. ensure_size(n) makes sure the file is at least n
+/// bytes long (and sets s.verified_size) or throws. Returns nullptr when s.record is
+/// current — `decoded_now` says whether it was read from the file by this call — or else
+/// what is wrong with the file.
+template <class EnsureSize>
+const char* load_current(RecordSlots& s, EnsureSize&& ensure_size, bool& decoded_now) {
+  decoded_now = false;
+  // A process's own last write, or its last read, is still current: nothing to read.
+  if (s.decoded && __atomic_load_n(&s.header->generation, __ATOMIC_ACQUIRE) == s.generation)
+    return nullptr;
+  const std::uint64_t layout = __atomic_load_n(&s.header->layout, __ATOMIC_ACQUIRE);
+  const std::size_t capacity = static_cast<std::size_t>(layout >> 1);
+  const std::size_t slot = s.slot_base + (layout & 1) * capacity;
+  if (capacity < sizeof(SlotHeader) + kHeadSize || capacity % 64 != 0 ||
+      s.slot_base + 2 * capacity > kMapSize)
+    return "bad slot layout";
+  if (s.slot_base + 2 * capacity > s.verified_size) ensure_size(s.slot_base + 2 * capacity);
+  SlotHeader slot_header;
+  std::memcpy(&slot_header, s.base + slot, sizeof slot_header);
+  if (s.decoded && slot_header.generation == s.generation) return nullptr;
+  if (slot_header.size > capacity - sizeof slot_header) return "bad record size";
+  const unsigned char* payload = s.base + slot + sizeof slot_header;
+  const auto size = static_cast<std::size_t>(slot_header.size);
+  if (checksum(payload, size, slot_header.generation) != slot_header.check)
+    return "record checksum mismatch";
+  s.decoded = false;
+  if (const char* error = decode(payload, size, s.record, s.ids)) return error;
+  s.generation = slot_header.generation;
+  s.decoded = true;
+  decoded_now = true;
+  // After a writer died between publishing its slot and its generation.
+  if (s.header->generation != s.generation)
+    __atomic_store_n(&s.header->generation, s.generation, __ATOMIC_RELEASE);
+  return nullptr;
+}
+
+/// Bytes a slot needs to hold `record`.
+inline std::size_t slot_bytes(const Record& record) noexcept {
+  return sizeof(SlotHeader) + encoded_size(record);
+}
+
+/// Writes `record` as `generation` into the slot at `slot` (which must have room for it);
+/// identity_of(i, token) gives each party's process (see encode()).
+template <class IdentityOf>
+void write_slot(unsigned char* slot, const Record& record, IdentityOf&& identity_of,
+                std::uint64_t generation) {
+  SlotHeader header{};
+  header.generation = generation;
+  header.size = encoded_size(record);
+  unsigned char* payload = slot + sizeof header;
+  encode(record, identity_of, payload);
+  header.check = checksum(payload, static_cast<std::size_t>(header.size), generation);
+  std::memcpy(slot, &header, sizeof header);
+}
+
+/// Writes s.record into the free slot, then makes that slot current. When the slots are
+/// too small it moves them to a larger capacity, calling grow(size) to make the file
+/// `size` bytes long (which throws if it cannot). Returns false, having changed nothing,
+/// if the record cannot fit in kMapSize.
+template <class IdentityOf, class Grow>
+bool publish(RecordSlots& s, IdentityOf&& identity_of, Grow&& grow) {
+  const std::size_t needed = slot_bytes(s.record);
+  std::uint64_t layout = __atomic_load_n(&s.header->layout, __ATOMIC_RELAXED);
+  std::size_t capacity = static_cast<std::size_t>(layout >> 1);
+  std::size_t target = 1 - (layout & 1);
+  if (needed > capacity) {
+    // Slots of the new capacity start beyond the current one: slot 1 of capacity c'
+    // begins at c' >= 2c past slot 0, or >= c when slot 0 is current.
+    const std::size_t largest = (kMapSize - s.slot_base) / 2 & ~std::size_t{63};
+    const std::size_t grown = std::min(std::max(2 * capacity, align64(needed)), largest);
+    if (grown < needed) return false;
+    if (target == 0 && grown < 2 * capacity) {
+      // Slot 1 is current and too close: copy it, unchanged, to slot 0 first.
+      unsigned char* current = s.base + s.slot_base + capacity;
+      SlotHeader header;
+      std::memcpy(&header, current, sizeof header);
+      std::memcpy(s.base + s.slot_base, current,
+                  sizeof header + static_cast<std::size_t>(header.size));
+      __atomic_store_n(&s.header->layout, static_cast<std::uint64_t>(capacity) << 1,
+                       __ATOMIC_RELEASE);
+    }
+    grow(s.slot_base + 2 * grown);
+    capacity = grown;
+    target = 1;
+  }
+  const std::uint64_t generation = s.generation + 1;
+  write_slot(s.base + s.slot_base + target * capacity, s.record, identity_of, generation);
+  layout = (static_cast<std::uint64_t>(capacity) << 1) | target;
+  __atomic_store_n(&s.header->layout, layout, __ATOMIC_RELEASE);
+  __atomic_store_n(&s.header->generation, generation, __ATOMIC_RELEASE);
+  s.generation = generation;
+  return true;
+}
+
+}  // namespace leaselock::detail::file
