@@ -16,6 +16,7 @@
 #include "backend.hpp"
 #include "commands.hpp"
 #include "errors.hpp"
+#include "mcp/mcp_command.hpp"
 
 namespace {
 
@@ -33,6 +34,7 @@ constexpr Subcommand kSubcommands[] = {
     {"renew", leaselock::cli::renew_command, "extend a lease by its token"},
     {"status", leaselock::cli::status_command, "show who holds KEY"},
     {"list", leaselock::cli::list_command, "show every held key (under PREFIX)"},
+    {"mcp", leaselock::cli::mcp_command, "serve file locks to AI agents (MCP: stdio or HTTP)"},
 };
 
 void print_usage(std::FILE* out) {

@@ -28,7 +28,7 @@ AuditLog::~AuditLog() {
 
 void AuditLog::write(const Entry& entry) noexcept {
   try {
-    nlohmann::json line = nlohmann::json::object();
+    nlohmann::ordered_json line = nlohmann::ordered_json::object();
     line["time"] = rfc3339_utc(std::chrono::system_clock::now());
     line["event"] = std::string(entry.event);
     line["path"] = std::string(entry.path);
@@ -40,7 +40,7 @@ void AuditLog::write(const Entry& entry) noexcept {
           std::chrono::duration_cast<std::chrono::milliseconds>(*entry.waited).count();
     line["pid"] = static_cast<long long>(::getpid());
     // Keys may hold any bytes: replace what is not UTF-8 rather than lose the line.
-    std::string text = line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    std::string text = line.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
     text += '\n';
     // One write: O_APPEND places it whole at the end, whoever else appends.
     const ssize_t written = ::write(fd_, text.data(), text.size());

@@ -62,22 +62,31 @@ std::string host_name(const std::string& authority) {
 // Decodes the "=?base64?...?=" form of Mcp-Name; other values stay as they are.
 std::string header_value(const std::string& value) {
   const std::string prefix = "=?base64?", suffix = "?=";
-  if (value.size() < prefix.size() + suffix.size() || value.compare(0, prefix.size(), prefix) != 0 ||
+  if (value.size() < prefix.size() + suffix.size() ||
+      value.compare(0, prefix.size(), prefix) != 0 ||
       value.compare(value.size() - suffix.size(), suffix.size(), suffix) != 0)
     return value;
-  const std::string data = value.substr(prefix.size(), value.size() - prefix.size() - suffix.size());
+  const std::string data =
+      value.substr(prefix.size(), value.size() - prefix.size() - suffix.size());
   std::string out;
   unsigned buffer = 0;
   int bits = 0;
   for (const char c : data) {
     int digit;
-    if (c >= 'A' && c <= 'Z') digit = c - 'A';
-    else if (c >= 'a' && c <= 'z') digit = c - 'a' + 26;
-    else if (c >= '0' && c <= '9') digit = c - '0' + 52;
-    else if (c == '+') digit = 62;
-    else if (c == '/') digit = 63;
-    else if (c == '=') break;
-    else return std::string(1, '\0');  // matches no tool name
+    if (c >= 'A' && c <= 'Z')
+      digit = c - 'A';
+    else if (c >= 'a' && c <= 'z')
+      digit = c - 'a' + 26;
+    else if (c >= '0' && c <= '9')
+      digit = c - '0' + 52;
+    else if (c == '+')
+      digit = 62;
+    else if (c == '/')
+      digit = 63;
+    else if (c == '=')
+      break;
+    else
+      return std::string(1, '\0');  // matches no tool name
     buffer = (buffer << 6) | static_cast<unsigned>(digit);
     bits += 6;
     if (bits >= 8) {
@@ -161,9 +170,8 @@ class HttpServer {
         socklen_t size = sizeof bound;
         ::getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &size);
         const unsigned short actual =
-            bound.ss_family == AF_INET6
-                ? ntohs(reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port)
-                : ntohs(reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
+            bound.ss_family == AF_INET6 ? ntohs(reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port)
+                                        : ntohs(reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
         bound_port_ = actual;
         if (options_.on_listening) options_.on_listening(options_.host, actual);
         return fd;
@@ -175,8 +183,7 @@ class HttpServer {
   }
 
   bool host_allowed(const std::string& host) const {
-    return is_loopback_name(host) || host == host_name(options_.host) ||
-           host == options_.host;
+    return is_loopback_name(host) || host == host_name(options_.host) || host == options_.host;
   }
 
   void serve_connection(int fd) {
@@ -191,7 +198,8 @@ class HttpServer {
                              refusal_body(rpc_code::invalid_request, failure.reason), false);
         return;
       }
-      const bool keep_alive = request.minor_version == 1 && !header_is(request, "connection", "close");
+      const bool keep_alive =
+          request.minor_version == 1 && !header_is(request, "connection", "close");
       if (!serve_request(connection, request, keep_alive) || !keep_alive) return;
     }
   }
@@ -237,19 +245,22 @@ class HttpServer {
       return refuse(415, "Unsupported Media Type: send Content-Type: application/json");
     if (const std::string* accept = request.header("accept")) {
       if (!header_is(request, "accept", "application/json") &&
-          !header_is(request, "accept", "text/event-stream") && accept->find("*/*") == std::string::npos)
+          !header_is(request, "accept", "text/event-stream") &&
+          accept->find("*/*") == std::string::npos)
         return refuse(406, "Not Acceptable: accept application/json and text/event-stream");
     }
     json message;
     if (!parse_message(request.body, message))
-      return respond_json(connection, 400,
-                          error_response(nullptr, rpc_code::parse_error, "Parse error: not valid JSON"),
-                          {}, keep_alive);
+      return respond_json(
+          connection, 400,
+          error_response(nullptr, rpc_code::parse_error, "Parse error: not valid JSON"), {},
+          keep_alive);
     Incoming in = classify(message);
     if (in.kind == Incoming::Kind::invalid)
-      return respond_json(connection, 400,
-                          error_response(in.id, rpc_code::invalid_request, "Invalid Request: " + in.problem),
-                          {}, keep_alive);
+      return respond_json(
+          connection, 400,
+          error_response(in.id, rpc_code::invalid_request, "Invalid Request: " + in.problem), {},
+          keep_alive);
     if (in.kind != Incoming::Kind::request) {
       on_notification(request, in);
       return connection.respond(202, {}, "", keep_alive);
@@ -295,10 +306,10 @@ class HttpServer {
     }
     if (const std::string* header = request.header("mcp-protocol-version");
         header && !is_legacy_version(*header))
-      return fail(RpcError(rpc_code::invalid_request,
-                           "Bad Request: unsupported MCP-Protocol-Version '" + header->substr(0, 40) +
-                               "'"),
-                  true);
+      return fail(
+          RpcError(rpc_code::invalid_request,
+                   "Bad Request: unsupported MCP-Protocol-Version '" + header->substr(0, 40) + "'"),
+          true);
     const std::string* session_id = request.header("mcp-session-id");
     if (!session_id)
       return fail(RpcError(rpc_code::invalid_params,
@@ -327,8 +338,7 @@ class HttpServer {
                       "' does not match the body's '" + version.substr(0, 40) + "'");
     const std::string* method = request.header("mcp-method");
     if (!method) return mismatch("the Mcp-Method header is missing");
-    if (*method != in.method)
-      return mismatch("Mcp-Method header does not match the body's method");
+    if (*method != in.method) return mismatch("Mcp-Method header does not match the body's method");
     if (in.method == "tools/call") {
       const std::string* name = request.header("mcp-name");
       const auto body_name = in.params.find("name");
@@ -362,7 +372,8 @@ class HttpServer {
     } unregister{*this, entry, key};
 
     const bool waits = may_wait(in);
-    const bool stream = waits && header_is(request, "accept", "text/event-stream") && has_progress_token(in);
+    const bool stream =
+        waits && header_is(request, "accept", "text/event-stream") && has_progress_token(in);
     bool streaming = false;
     Exchange exchange;
     if (stream) {
@@ -386,9 +397,9 @@ class HttpServer {
       response = error_response(in.id, rpc_code::internal_error, error.what());
       status = 500;
     }
-    const bool delivered = streaming ? connection.send_event(dump(response))
-                                     : respond_json(connection, streaming ? 200 : status, response,
-                                                    {}, keep_alive);
+    const bool delivered =
+        streaming ? connection.send_event(dump(response))
+                  : respond_json(connection, streaming ? 200 : status, response, {}, keep_alive);
     if (!delivered) release_undelivered(in, response);
     return delivered && !streaming;
   }
@@ -424,8 +435,7 @@ class HttpServer {
 
   bool end_session(http::Connection& connection, const http::Request& request, bool keep_alive) {
     const std::string* session_id = request.header("mcp-session-id");
-    if (!session_id)
-      return connection.respond(405, {{"Allow", "POST, DELETE"}}, "", keep_alive);
+    if (!session_id) return connection.respond(405, {{"Allow", "POST, DELETE"}}, "", keep_alive);
     bool found = false;
     {
       std::lock_guard<std::mutex> lock(sessions_mutex_);

@@ -100,7 +100,8 @@ bool Connection::read_request(Request& request, std::size_t max_head, std::size_
   if (begun) deadline = Clock::now() + whole;
   // Reads more into buffer_ before the deadline; false on close, error or time-out.
   const auto fill = [&]() -> bool {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
     if (left.count() <= 0) {
       if (begun) *failure = ReadFailure{408, "the request did not arrive in time"};
       return false;
@@ -127,7 +128,8 @@ bool Connection::read_request(Request& request, std::size_t max_head, std::size_
   std::size_t head_end;
   while ((head_end = buffer_.find("\r\n\r\n")) == std::string::npos) {
     if (buffer_.size() > max_head) {
-      *failure = ReadFailure{431, "the request head is over " + std::to_string(max_head) + " bytes"};
+      *failure =
+          ReadFailure{431, "the request head is over " + std::to_string(max_head) + " bytes"};
       return false;
     }
     if (!fill()) return false;
@@ -156,8 +158,8 @@ bool Connection::read_request(Request& request, std::size_t max_head, std::size_
       return false;
     }
     if (value > max_body) {
-      *failure = ReadFailure{413, "the body is over the limit of " + std::to_string(max_body) +
-                                      " bytes"};
+      *failure =
+          ReadFailure{413, "the body is over the limit of " + std::to_string(max_body) + " bytes"};
       return false;
     }
     length = static_cast<std::size_t>(value);

@@ -15,7 +15,7 @@ Incoming classify(const json& message) {
   }
   const auto id = message.find("id");
   const bool has_id = id != message.end();
-  if (has_id && (id->is_string() || (id->is_number_integer())) ) in.id = *id;
+  if (has_id && (id->is_string() || id->is_number_integer())) in.id = *id;
   const auto version = message.find("jsonrpc");
   if (version == message.end() || *version != "2.0") {
     in.problem = "\"jsonrpc\" must be \"2.0\"";
@@ -59,10 +59,8 @@ json result_response(const json& id, json result) {
 json error_response(const json& id, int code, const std::string& message, json data) {
   json error{{"code", code}, {"message", message}};
   if (!data.is_null()) error["data"] = std::move(data);
-  json response{{"jsonrpc", "2.0"}, {"error", std::move(error)}};
-  // The id is left out only when the request's could not be read.
-  response["id"] = id;
-  return response;
+  // A null id: the request's could not be read.
+  return json{{"jsonrpc", "2.0"}, {"id", id}, {"error", std::move(error)}};
 }
 
 json error_response(const json& id, const RpcError& error) {

@@ -13,7 +13,7 @@
 
 namespace leaselock::cli::mcp {
 
-using json = nlohmann::json;
+using json = nlohmann::ordered_json;  // fields stay in the order written
 
 /// JSON-RPC error codes, and those MCP reserves (2026-07-28 schema).
 namespace rpc_code {

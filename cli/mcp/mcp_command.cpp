@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <string>
 
@@ -40,8 +41,8 @@ const char* const kHelp =
     "                           (e.g. 127.0.0.1:8765; port 0 picks a free one)\n"
     "  --audit-log FILE         append one JSON line per lock event to FILE\n"
     "  --auth-token-file FILE   HTTP: require 'Authorization: Bearer <token in FILE>'\n"
-    "COMMON: --dir DIR (or $LEASELOCK_DIR), --owner NAME (default: the client's name and\n"
-    "        this server's pid@host)\n";
+    "Locks are owned by lock_file's owner argument, else --owner, else the client's\n"
+    "name and this server's PID@HOST. --json changes nothing here.\n";
 
 struct HostPort {
   std::string host;
@@ -92,8 +93,8 @@ std::string read_token(const std::string& path) {
 
 void announce(const std::string& host, unsigned short port) {
   const bool v6 = host.find(':') != std::string::npos;
-  std::fprintf(stderr, "leaselock mcp: serving http://%s%s%s:%u/mcp\n", v6 ? "[" : "",
-               host.c_str(), v6 ? "]" : "", static_cast<unsigned>(port));
+  std::fprintf(stderr, "leaselock mcp: serving http://%s%s%s:%u/mcp\n", v6 ? "[" : "", host.c_str(),
+               v6 ? "]" : "", static_cast<unsigned>(port));
   std::fflush(stderr);
 }
 
@@ -104,8 +105,7 @@ int mcp_command(const Args& args) {
   std::string http;
   std::string audit_path;
   std::string token_path;
-  ArgParser parser("mcp");
-  parser.add_common(common);
+  ArgParser parser("mcp", kHelp, common);
   parser.option({"--http"}, [&](const std::string& value) { http = value; });
   parser.option({"--audit-log"}, [&](const std::string& value) {
     if (value.empty()) throw UsageError("--audit-log needs a file path");
@@ -115,14 +115,12 @@ int mcp_command(const Args& args) {
     if (value.empty()) throw UsageError("--auth-token-file needs a file path");
     token_path = value;
   });
-  const ParsedArgs parsed = parser.parse(args);
-  if (parsed.help) {
-    std::fputs(kHelp, stdout);
-    return exit_code::ok;
-  }
-  if (!parsed.positional.empty() || parsed.dashes)
+  const std::optional<ParsedArgs> parsed = parser.parse(args);
+  if (!parsed) return exit_code::ok;  // --help was printed
+  if (!parsed->positional.empty() || parsed->dashes)
     throw parser.usage("unexpected argument '" +
-                       (parsed.positional.empty() ? std::string("--") : parsed.positional[0]) + "'");
+                       (parsed->positional.empty() ? std::string("--") : parsed->positional[0]) +
+                       "'");
   mcp::HttpOptions http_options;
   if (!http.empty()) {
     const HostPort where = parse_host_port(http);

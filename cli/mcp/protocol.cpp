@@ -43,8 +43,8 @@ json all_versions() {
 
 // A progress notification sender for `request`, or an empty function when the request
 // asked for none or the transport cannot send any.
-std::function<void(double, double, const std::string&)> progress_sender(
-    const Incoming& request, const Exchange& exchange) {
+std::function<void(double, double, const std::string&)> progress_sender(const Incoming& request,
+                                                                        const Exchange& exchange) {
   if (!exchange.notify) return {};
   const json* meta = nullptr;
   if (const auto found = request.params.find("_meta");
@@ -54,11 +54,11 @@ std::function<void(double, double, const std::string&)> progress_sender(
   const auto token = meta->find("progressToken");
   if (token == meta->end() || !(token->is_string() || token->is_number_integer())) return {};
   return [notify = exchange.notify, token = *token](double done, double total,
-                                                   const std::string& message) {
-    notify(notification("notifications/progress", json{{"progressToken", token},
-                                                        {"progress", done},
-                                                        {"total", total},
-                                                        {"message", message}}));
+                                                    const std::string& message) {
+    notify(notification(
+        "notifications/progress",
+        json{
+            {"progressToken", token}, {"progress", done}, {"total", total}, {"message", message}}));
   };
 }
 
@@ -120,8 +120,7 @@ json Protocol::initialize(const Incoming& request, Session& session) const {
               {"instructions", kInstructions}};
 }
 
-json Protocol::handle(const Incoming& request, const Session* session,
-                      const Exchange& exchange) {
+json Protocol::handle(const Incoming& request, const Session* session, const Exchange& exchange) {
   const std::string version = modern_version(request);
   if (!version.empty()) return handle_modern(request, version, exchange);
   if (request.method == "ping") return json::object();  // allowed before initialize too

@@ -66,8 +66,7 @@ class Protocol {
   static int status_for(int code, bool modern);
 
  private:
-  json handle_modern(const Incoming& request, const std::string& version,
-                     const Exchange& exchange);
+  json handle_modern(const Incoming& request, const std::string& version, const Exchange& exchange);
   json call_tool(const Incoming& request, const std::string& client, const Exchange& exchange);
 
   LockTools& tools_;

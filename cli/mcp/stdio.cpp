@@ -26,7 +26,8 @@ namespace {
 
 class StdioServer {
  public:
-  StdioServer(Protocol& protocol, std::size_t max_message) : protocol_(protocol), max_(max_message) {}
+  StdioServer(Protocol& protocol, std::size_t max_message)
+      : protocol_(protocol), max_(max_message) {}
 
   int run() {
     std::string buffer;
@@ -128,16 +129,16 @@ class StdioServer {
       reap_locked();
     }
     auto done = std::make_shared<std::atomic<bool>>(false);
-    std::thread thread([this, in = std::move(in), cancelled, key, done,
-                        session = session_]() mutable {
-      const Exchange exchange{[this](const json& note) { send(note); },
-                              [cancelled] { return cancelled->load(); }};
-      answer(in, [&] { return protocol_.handle(in, &session, exchange); });
-      std::lock_guard<std::mutex> lock(waiters_mutex_);
-      const auto found = waiters_.find(key);
-      if (found != waiters_.end() && found->second == cancelled) waiters_.erase(found);
-      done->store(true);
-    });
+    std::thread thread(
+        [this, in = std::move(in), cancelled, key, done, session = session_]() mutable {
+          const Exchange exchange{[this](const json& note) { send(note); },
+                                  [cancelled] { return cancelled->load(); }};
+          answer(in, [&] { return protocol_.handle(in, &session, exchange); });
+          std::lock_guard<std::mutex> lock(waiters_mutex_);
+          const auto found = waiters_.find(key);
+          if (found != waiters_.end() && found->second == cancelled) waiters_.erase(found);
+          done->store(true);
+        });
     std::lock_guard<std::mutex> lock(waiters_mutex_);
     threads_.push_back({std::move(thread), std::move(done)});
   }

@@ -143,37 +143,36 @@ json unlock_file_tool() {
 }
 
 json renew_lock_tool() {
-  return json{
-      {"name", "renew_lock"},
-      {"title", "Extend a lock"},
-      {"description",
-       "Extend a lock you hold to ttl_seconds from now, when your work takes longer than "
-       "the TTL you asked for. Renew before it runs out: a lock that has ended cannot be "
-       "renewed (the result is then an error with renewed false; take a new lock with "
-       "lock_file and re-read the file)."},
-      {"inputSchema",
-       {{"type", "object"},
-        {"properties",
-         {{"path", path_property()},
-          {"lock_id", lock_id_property()},
-          {"ttl_seconds",
-           {{"type", "number"},
-            {"exclusiveMinimum", 0},
-            {"description", "The new time to live, from now."}}}}},
-        {"required", {"path", "lock_id", "ttl_seconds"}}}},
-      {"outputSchema",
-       {{"type", "object"},
-        {"properties",
-         {{"path", {{"type", "string"}}},
-          {"renewed", {{"type", "boolean"}}},
-          {"expires_at", {{"type", "string"}}},
-          {"expires_in_ms", {{"type", "integer"}, {"minimum", 0}}}}},
-        {"required", {"path", "renewed"}}}},
-      {"annotations",
-       {{"title", "Extend a lock"},
-        {"destructiveHint", false},
-        {"idempotentHint", false},
-        {"openWorldHint", false}}}};
+  return json{{"name", "renew_lock"},
+              {"title", "Extend a lock"},
+              {"description",
+               "Extend a lock you hold to ttl_seconds from now, when your work takes longer than "
+               "the TTL you asked for. Renew before it runs out: a lock that has ended cannot be "
+               "renewed (the result is then an error with renewed false; take a new lock with "
+               "lock_file and re-read the file)."},
+              {"inputSchema",
+               {{"type", "object"},
+                {"properties",
+                 {{"path", path_property()},
+                  {"lock_id", lock_id_property()},
+                  {"ttl_seconds",
+                   {{"type", "number"},
+                    {"exclusiveMinimum", 0},
+                    {"description", "The new time to live, from now."}}}}},
+                {"required", {"path", "lock_id", "ttl_seconds"}}}},
+              {"outputSchema",
+               {{"type", "object"},
+                {"properties",
+                 {{"path", {{"type", "string"}}},
+                  {"renewed", {{"type", "boolean"}}},
+                  {"expires_at", {{"type", "string"}}},
+                  {"expires_in_ms", {{"type", "integer"}, {"minimum", 0}}}}},
+                {"required", {"path", "renewed"}}}},
+              {"annotations",
+               {{"title", "Extend a lock"},
+                {"destructiveHint", false},
+                {"idempotentHint", false},
+                {"openWorldHint", false}}}};
 }
 
 json check_lock_status_tool() {

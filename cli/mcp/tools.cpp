@@ -76,13 +76,14 @@ constexpr double kMaxTtlSeconds = 365.0 * 24 * 3600;
 
 steady_clock::duration ttl_from(double seconds) {
   if (!(seconds > 0) || !std::isfinite(seconds))
-    throw ToolError("ttl_seconds must be a number of seconds greater than 0 (e.g. 60): the lock "
-                    "ends by itself when it runs out. Nothing was changed.");
+    throw ToolError(
+        "ttl_seconds must be a number of seconds greater than 0 (e.g. 60): the lock "
+        "ends by itself when it runs out. Nothing was changed.");
   if (seconds > kMaxTtlSeconds)
-    throw ToolError("ttl_seconds is over the limit of one year; ask for less and renew with "
-                    "renew_lock if needed. Nothing was changed.");
-  return std::chrono::duration_cast<steady_clock::duration>(
-      std::chrono::duration<double>(seconds));
+    throw ToolError(
+        "ttl_seconds is over the limit of one year; ask for less and renew with "
+        "renew_lock if needed. Nothing was changed.");
+  return std::chrono::duration_cast<steady_clock::duration>(std::chrono::duration<double>(seconds));
 }
 
 Mode mode_from(const std::optional<std::string>& text) {
@@ -254,8 +255,8 @@ json LockTools::lock_file(const json& args, const std::string& client, const Wai
     return tool_result(std::move(result));
   }
   if (audit_)
-    audit_->write({wait_seconds > 0 ? "timed_out" : "refused", path, &mode, shown_owner, 0,
-                   &waited});
+    audit_->write(
+        {wait_seconds > 0 ? "timed_out" : "refused", path, &mode, shown_owner, 0, &waited});
   const std::optional<LockInfo> info = manager_.status(path);
   const TimeBridge now;
   result["acquired"] = false;
@@ -315,8 +316,8 @@ json LockTools::renew_lock(const json& args) {
 json LockTools::check_lock_status(const json& args) {
   const std::string path = string_argument(args, "path", "check_lock_status");
   const std::optional<LockInfo> info = manager_.status(path);
-  return tool_result(status_json(path, info ? &*info : nullptr, TimeBridge{}, "path",
-                                 ModeWords::read_write));
+  return tool_result(
+      status_json(path, info ? &*info : nullptr, TimeBridge{}, "path", ModeWords::read_write));
 }
 
 json LockTools::list_locks(const json& args) {

@@ -24,7 +24,7 @@
 
 namespace leaselock::cli::mcp {
 
-using json = nlohmann::json;
+using json = nlohmann::ordered_json;  // fields stay in the order written
 
 /// How a waiting lock_file talks to the transport that carries its request.
 struct WaitHooks {

@@ -24,9 +24,9 @@ bool may_wait(const Incoming& request) {
 }
 
 json too_large_response(std::size_t limit) {
-  return error_response(nullptr, rpc_code::invalid_request,
-                        "Invalid Request: message over the limit of " + std::to_string(limit) +
-                            " bytes");
+  return error_response(
+      nullptr, rpc_code::invalid_request,
+      "Invalid Request: message over the limit of " + std::to_string(limit) + " bytes");
 }
 
 bool write_all(int fd, std::string_view data, bool socket) {
