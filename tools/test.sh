@@ -58,6 +58,10 @@ have_doctest || missing+=(doctest-dev)
 [ -f /usr/include/nlohmann/json.hpp ] || [ -f /usr/local/include/nlohmann/json.hpp ] ||
   missing+=(nlohmann-json3-dev)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
+# The MCP server's tests (tests/mcp/) drive it with the MCP SDK's client, on node; the
+# SDK itself is installed by the tests (npm, into the build tree).
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 # libFuzzer's runtime (the fuzz preset) comes with clang's runtime libraries.
 if ! ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1 &&
   ! ls /usr/lib/llvm-*/lib/clang/*/lib/*/libclang_rt.fuzzer.a >/dev/null 2>&1; then

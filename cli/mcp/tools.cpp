@@ -126,7 +126,10 @@ json tool_result(json structured) {
 json error_result(const std::string& message, json structured = nullptr) {
   json result = json::object();
   result["content"] = json::array({json{{"type", "text"}, {"text", message}}});
-  if (!structured.is_null()) result["structuredContent"] = std::move(structured);
+  if (!structured.is_null()) {  // the message first, then the same JSON as structured
+    result["content"].push_back(json{{"type", "text"}, {"text", dump(structured)}});
+    result["structuredContent"] = std::move(structured);
+  }
   result["isError"] = true;
   return result;
 }
