@@ -44,8 +44,7 @@ void AuditLog::write(const Entry& entry) noexcept {
     text += '\n';
     // One write: O_APPEND places it whole at the end, whoever else appends.
     const ssize_t written = ::write(fd_, text.data(), text.size());
-    if (written != static_cast<ssize_t>(text.size()) && !reported_failure_) {
-      reported_failure_ = true;
+    if (written != static_cast<ssize_t>(text.size()) && !reported_failure_.exchange(true)) {
       std::fprintf(stderr, "leaselock mcp: cannot write the audit log: %s\n",
                    written < 0 ? std::strerror(errno) : "short write");
     }

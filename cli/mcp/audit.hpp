@@ -8,6 +8,7 @@
 // with O_APPEND and each line goes out in one write(2), so lines never interleave.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <string>
@@ -44,7 +45,7 @@ class AuditLog final : public Observer {
 
  private:
   int fd_ = -1;
-  bool reported_failure_ = false;
+  std::atomic<bool> reported_failure_{false};
 };
 
 }  // namespace leaselock::cli::mcp

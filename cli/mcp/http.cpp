@@ -255,7 +255,7 @@ class HttpServer {
           connection, 400,
           error_response(nullptr, rpc_code::parse_error, "Parse error: not valid JSON"), {},
           keep_alive);
-    Incoming in = classify(message);
+    Incoming in = classify(std::move(message));
     if (in.kind == Incoming::Kind::invalid)
       return respond_json(
           connection, 400,

@@ -50,18 +50,18 @@ struct Incoming {
   std::string problem;  // for invalid: what is wrong
 };
 
-/// Sorts `message` (already parsed). Never throws.
-Incoming classify(const json& message);
+/// Sorts `message` (already parsed; its params are moved out). Never throws.
+Incoming classify(json message);
 
 json result_response(const json& id, json result);
 json error_response(const json& id, int code, const std::string& message, json data = nullptr);
 json error_response(const json& id, const RpcError& error);
 json notification(const std::string& method, json params);
 
-/// One line of JSON text; bytes that are not UTF-8 (keys may hold any) become U+FFFD.
-inline std::string dump(const json& value) {
-  return value.dump(-1, ' ', false, json::error_handler_t::replace);
-}
+/// One line of JSON text, as json::dump() writes it but faster (each message is written
+/// once whole, and a tool result twice: as text and as structuredContent). Bytes that are
+/// not UTF-8 (keys may hold any) become U+FFFD.
+std::string dump(const json& value);
 
 /// A request id as a map key ("7" and "\"7\"" differ, as they do on the wire).
 inline std::string id_key(const json& id) { return id.dump(); }

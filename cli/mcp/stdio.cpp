@@ -73,7 +73,7 @@ class StdioServer {
       send(error_response(nullptr, rpc_code::parse_error, "Parse error: not valid JSON"));
       return;
     }
-    Incoming in = classify(message);
+    Incoming in = classify(std::move(message));
     switch (in.kind) {
       case Incoming::Kind::invalid:
         send(error_response(in.id, rpc_code::invalid_request, "Invalid Request: " + in.problem));

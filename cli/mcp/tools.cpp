@@ -161,7 +161,8 @@ LockTools::LockTools(Manager& manager, bool owner_fixed, AuditLog* audit)
 
 json LockTools::call(const std::string& name, const json& arguments, const std::string& client,
                      const WaitHooks& hooks) {
-  const json& args = arguments.is_null() ? json::object() : arguments;
+  static const json no_arguments = json::object();
+  const json& args = arguments.is_null() ? no_arguments : arguments;
   if (!args.is_object())
     throw RpcError(rpc_code::invalid_params, "\"arguments\" must be an object");
   try {
