@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include <leaselock/holder_process.hpp>
 #include <leaselock/limits.hpp>
 #include <leaselock/token.hpp>
 
@@ -103,15 +104,6 @@ Token lock_id_from(const std::string& text) {
 // The library's reason for refusing a key or an owner, without its prefix.
 [[noreturn]] void refused_input(const std::invalid_argument& error) {
   throw ToolError(reason(error) + ". Nothing was changed.");
-}
-
-// The lease outlives this server: only its lock_id or its TTL end it.
-Token detach_from_process(Lease& lease) {
-#if __has_include(<leaselock/holder_process.hpp>)
-  return lease.detach(HolderProcess::none());
-#else
-  return lease.detach();
-#endif
 }
 
 // --- results -----------------------------------------------------------------------------
@@ -249,7 +241,7 @@ json LockTools::lock_file(const json& args, const std::string& client, const Wai
     const std::uint64_t fence = lease.fence();
     const auto expires_at = lease.expires_at();
     // The lease belongs to its lock_id from here on, not to this process.
-    const Token token = detach_from_process(lease);
+    const Token token = lease.detach(HolderProcess::none());
     if (audit_) audit_->write({"acquired", path, &mode, shown_owner, fence, &waited});
     result["acquired"] = true;
     result["lock_id"] = token.to_string();

@@ -1,12 +1,8 @@
 // Waiting lock_file calls, over stdio and over HTTP: progress notifications arrive while
-// a call waits; a cancelled wait is withdrawn at once and leaves no grant behind; an
-// agent killed while holding a lock keeps it until its TTL, and the next one gets it then.
+// a call waits; a cancelled wait is withdrawn at once and leaves no grant behind.
 'use strict';
-const childProcess = require('node:child_process');
 const path = require('node:path');
-const readline = require('node:readline');
-const { check, main, sleep, stdioClient, startHttpServer, httpClient, call, leaselock, lockDir, work } =
-  require('./lib.cjs');
+const { check, main, sleep, stdioClient, startHttpServer, httpClient, call, work } = require('./lib.cjs');
 
 async function progress(label, holder, waiter) {
   const file = path.join(work, `${label}-progress.txt`);
@@ -50,42 +46,15 @@ async function cancel(label, holder, waiter) {
   await call(holder, 'unlock_file', { path: file, lock_id: next.lock_id });
 }
 
-// An agent (its own process, with its own stdio server, or an HTTP client) takes the lock
-// and is killed with SIGKILL; a second agent waits for it.
-async function killed(label, endpoint, waiter) {
-  const file = path.join(work, `${label}-killed.txt`);
-  const ttl = 3;
-  const agent = childProcess.spawn(process.execPath, [
-    path.join(__dirname, 'agent.cjs'), leaselock, process.argv[3], lockDir, endpoint, 'hold', file, String(ttl),
-  ], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const line = await new Promise((resolve) => readline.createInterface({ input: agent.stdout }).once('line', resolve));
-  const lease = JSON.parse(line);
-  check(`${label}: the agent holds the lock`, lease.acquired === true, lease);
-  const grantedAt = Date.parse(lease.expires_at) - ttl * 1000;
-  agent.kill('SIGKILL');
-  await new Promise((resolve) => agent.once('exit', resolve));
-  await sleep(300);  // its stdio server has seen stdin close and exited by now
-  const still = (await call(waiter, 'check_lock_status', { path: file })).structuredContent;
-  check(`${label}: the lease outlives the killed agent and its server`, still.locked === true, still);
-  const got = (await call(waiter, 'lock_file', { path: file, ttl_seconds: 5, wait_seconds: 20 })).structuredContent;
-  const at = Date.now() - grantedAt;
-  check(`${label}: the next agent gets the lock at the TTL`, got.acquired === true && at >= ttl * 1000 - 100 &&
-    at < ttl * 1000 + 2500, { got, at });
-  check(`${label}: with a greater fence`, got.fence > lease.fence);
-  await call(waiter, 'unlock_file', { path: file, lock_id: got.lock_id });
-}
-
 main(async () => {
   const a = await stdioClient('holder');
   const b = await stdioClient('waiter');
   await progress('stdio', a, b);
   await cancel('stdio', a, b);
-  await killed('stdio', 'stdio', b);
 
   const { url } = await startHttpServer();
   const c = await httpClient(url, 'holder');
   const d = await httpClient(url, 'waiter');
   await progress('http', c, d);
   await cancel('http', c, d);
-  await killed('http', url, d);
 });
