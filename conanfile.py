@@ -16,7 +16,9 @@ required_conan_version = ">=2.0"
 
 class LeaselockConan(ConanFile):
     name = "leaselock"
-    description = "Leases and locks on named keys for threads and processes (header-only C++17)"
+    description = ("Leases and locks on named keys for threads and processes (header-only C++17). "
+                   "The in-process library builds with any C++17 compiler; FileBackend, for "
+                   "processes of one machine, is Linux-only.")
     license = "MIT"
     topics = ("lock", "lease", "mutex", "ipc", "concurrency", "header-only")
     package_type = "header-library"
@@ -45,6 +47,9 @@ class LeaselockConan(ConanFile):
         self.info.clear()
 
     def validate(self):
+        # Every OS: <leaselock/leaselock.hpp> (LockManager, InProcessBackend, ManualClock,
+        # NamedMutex) needs only C++17; it offers FileBackend only where that compiles
+        # (Linux), and <leaselock/backends/file.hpp> stops with an #error elsewhere.
         check_min_cppstd(self, 17)
 
     def package(self):

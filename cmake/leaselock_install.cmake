@@ -1,12 +1,14 @@
 # Install rules: headers, the CMake package (find_package(leaselock) ->
-# leaselock::leaselock) and a pkg-config file. All of it is architecture-independent, so
-# it goes under share/ by default.
+# leaselock::leaselock) and a pkg-config file. The CMake package is architecture-
+# independent and goes under share/. leaselock.pc has a Libs: line (-pthread, which a
+# separate link step needs), so it goes where pkg-config files with libraries belong:
+# <libdir>/pkgconfig.
 
 include(CMakePackageConfigHelpers)
 
 set(LEASELOCK_INSTALL_CMAKEDIR "${CMAKE_INSTALL_DATADIR}/cmake/leaselock"
     CACHE STRING "Where leaselockConfig.cmake is installed (relative to the prefix)")
-set(LEASELOCK_INSTALL_PKGCONFIGDIR "${CMAKE_INSTALL_DATADIR}/pkgconfig"
+set(LEASELOCK_INSTALL_PKGCONFIGDIR "${CMAKE_INSTALL_LIBDIR}/pkgconfig"
     CACHE STRING "Where leaselock.pc is installed (relative to the prefix)")
 
 install(DIRECTORY "${PROJECT_SOURCE_DIR}/include/leaselock"

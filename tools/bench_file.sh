@@ -14,38 +14,23 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-as_root=()
-[ "$(id -u)" -eq 0 ] || as_root=(sudo)
-apt_updated=0
-apt_install() {
-  if [ "$apt_updated" -eq 0 ]; then
-    "${as_root[@]}" apt-get update -qq
-    apt_updated=1
-  fi
-  "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"
-}
-installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
-
 # Build tools, then the peers. Node.js may come from elsewhere than Debian (its own npm
 # inside): install nodejs/npm only where the commands are missing.
-missing=()
-command -v cmake >/dev/null 2>&1 || missing+=(cmake)
-command -v ninja >/dev/null 2>&1 || missing+=(ninja-build)
-command -v g++ >/dev/null 2>&1 || missing+=(g++)
-for package in python3 python3-filelock libboost-dev; do
-  installed "$package" || missing+=("$package")
-done
-command -v node >/dev/null 2>&1 || missing+=(nodejs)
-command -v npm >/dev/null 2>&1 || missing+=(npm)
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "==> Installing ${missing[*]}"
-  if ! apt_install "${missing[@]}"; then
-    # One package that cannot be had (say npm beside another Node.js) must not keep the
-    # others out: try them one at a time.
-    for package in "${missing[@]}"; do
-      apt_install "$package" || echo "bench_file.sh: could not install $package; going on" >&2
-    done
-  fi
+source tools/packages.sh
+require cmake cmake
+require ninja-build ninja
+require g++ g++
+require python3 python3
+require python3-filelock '/usr/lib/python3/dist-packages/filelock/__init__.py'
+require libboost-dev /usr/include/boost/interprocess/sync/file_lock.hpp
+require nodejs node
+require npm npm
+if ! install_required; then
+  # One package that cannot be had (say npm beside another Node.js) must not keep the
+  # others out: try them one at a time.
+  for package in "${required_packages[@]}"; do
+    install_packages "$package" || echo "bench_file.sh: could not install $package; going on" >&2
+  done
 fi
 
 # proper-lockfile into a scratch directory of the build tree.

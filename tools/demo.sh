@@ -12,17 +12,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-missing=()
-command -v cmake >/dev/null 2>&1 || missing+=(cmake)
-command -v g++ >/dev/null 2>&1 || missing+=(g++)
-command -v make >/dev/null 2>&1 || missing+=(make)
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "==> Installing ${missing[*]}"
-  as_root=()
-  [ "$(id -u)" -eq 0 ] || as_root=(sudo)
-  "${as_root[@]}" apt-get update -qq
-  "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
-fi
+source tools/packages.sh
+require cmake cmake
+require g++ g++
+require make make
+install_required || exit 2
 
 echo "==> Building the examples (build/demo)"
 cmake -S . -B build/demo -G "Unix Makefiles" -DCMAKE_BUILD_TYPE=Release \

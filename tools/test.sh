@@ -36,58 +36,35 @@ if [ -t 1 ]; then bold=$'\033[1m' plain=$'\033[0m'; else bold='' plain=''; fi
 say() { printf '\n%s==> %s%s\n' "$bold" "$*" "$plain"; }
 
 # --- 1. Tools. ---------------------------------------------------------------------------
-have_doctest() {
-  local config
-  for config in /usr/lib/cmake/doctest /usr/local/lib/cmake/doctest /usr/lib/*/cmake/doctest \
-    /usr/share/doctest/cmake; do
-    [ -f "$config/doctestConfig.cmake" ] && return 0
-  done
-  return 1
-}
-
-missing=()
-command -v cmake >/dev/null 2>&1 || missing+=(cmake)
-command -v ninja >/dev/null 2>&1 || missing+=(ninja-build)
-command -v g++ >/dev/null 2>&1 || missing+=(g++)
-command -v clang++ >/dev/null 2>&1 || missing+=(clang)
-command -v clang-format >/dev/null 2>&1 || missing+=(clang-format)
-command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
-have_doctest || missing+=(doctest-dev)
+# What the tests need, one package a line: the Debian package, then what shows it is
+# already there (a command, or a file pattern). A new dependency is one more line.
+source tools/packages.sh
+require cmake cmake
+require ninja-build ninja
+require g++ g++
+require clang clang++
+require clang-format clang-format
+require pkg-config pkg-config # the pkg-config consumer test
+require doctest-dev /usr/lib/cmake/doctest/doctestConfig.cmake \
+  /usr/local/lib/cmake/doctest/doctestConfig.cmake '/usr/lib/*/cmake/doctest/doctestConfig.cmake' \
+  /usr/share/doctest/cmake/doctestConfig.cmake
 # The leaselock command (cli/) reads and writes JSON; its tests (tests/cli/) run in bash
 # and read JSON with python3.
-[ -f /usr/include/nlohmann/json.hpp ] || [ -f /usr/local/include/nlohmann/json.hpp ] ||
-  missing+=(nlohmann-json3-dev)
-command -v python3 >/dev/null 2>&1 || missing+=(python3)
+require nlohmann-json3-dev /usr/include/nlohmann/json.hpp /usr/local/include/nlohmann/json.hpp
+require python3 python3
 # The MCP server's tests (tests/mcp/) drive it with the MCP SDK's client, on node; the
 # SDK itself is installed by the tests (npm, into the build tree).
-command -v node >/dev/null 2>&1 || missing+=(nodejs)
-command -v npm >/dev/null 2>&1 || missing+=(npm)
+require nodejs node
+require npm npm
 # libFuzzer's runtime (the fuzz preset) comes with clang's runtime libraries.
-if ! ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1 &&
-  ! ls /usr/lib/llvm-*/lib/clang/*/lib/*/libclang_rt.fuzzer.a >/dev/null 2>&1; then
-  missing+=(libclang-rt-dev)
-fi
-
-if [ ${#missing[@]} -gt 0 ]; then
-  say "Installing missing packages: ${missing[*]}"
-  if ! command -v apt-get >/dev/null 2>&1; then
-    echo "test.sh: no apt-get here; please install: ${missing[*]}" >&2
-    exit 2
-  fi
-  if [ "$(id -u)" -eq 0 ]; then
-    as_root=()
-  elif command -v sudo >/dev/null 2>&1; then
-    as_root=(sudo)
-  else
-    echo "test.sh: not root and no sudo; please install: ${missing[*]}" >&2
-    exit 2
-  fi
-  if ! { "${as_root[@]}" apt-get update -qq &&
-    "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive \
-      apt-get install -y -qq --no-install-recommends "${missing[@]}"; }; then
-    echo "test.sh: apt-get install failed" >&2
-    exit 2
-  fi
+require libclang-rt-dev '/usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a' \
+  '/usr/lib/llvm-*/lib/clang/*/lib/*/libclang_rt.fuzzer.a'
+# The Windows build test: a MinGW-w64 cross compiler, and wine to run what it built.
+require g++-mingw-w64-x86-64-posix x86_64-w64-mingw32-g++-posix
+require wine64 /usr/lib/wine/wine64 wine64
+if ! install_required; then
+  echo "test.sh: could not install ${required_packages[*]}" >&2
+  exit 2
 fi
 
 # CMakePresets.json (version 3) needs CMake 3.21 or newer.

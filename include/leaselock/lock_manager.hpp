@@ -40,7 +40,7 @@
 #include <leaselock/backends/backend.hpp>
 #include <leaselock/backends/in_process.hpp>
 #include <leaselock/detail/keep_alive.hpp>
-#include <leaselock/detail/posix/process.hpp>
+#include <leaselock/detail/platform.hpp>
 #include <leaselock/detail/semantics.hpp>
 #include <leaselock/detail/time.hpp>
 #include <leaselock/holder_process.hpp>
@@ -72,7 +72,7 @@ class LockManager final : private detail::LeaseIssuer<Clock>, private detail::Re
   /// `owner` names this manager's requests in status(), list() and events unless a call
   /// names another; by default "pid@hostname".
   explicit LockManager(Backend backend = Backend{}, Clock clock = Clock{},
-                       std::string owner = detail::posix::process_owner())
+                       std::string owner = detail::platform::process_owner())
       : backend_(std::move(backend)), clock_(std::move(clock)), owner_(std::move(owner)) {
     detail::validate_owner(owner_);
     detail::attach_clock(backend_, clock_);

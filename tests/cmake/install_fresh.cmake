@@ -1,5 +1,6 @@
 # Installs the build tree into an empty prefix and checks what landed there.
-#   cmake -DBUILD_DIR=<leaselock build> -DPREFIX=<prefix> [-DCONFIG=Debug] -P install_fresh.cmake
+#   cmake -DBUILD_DIR=<leaselock build> -DPREFIX=<prefix> -DPKGCONFIG_DIR=<lib/pkgconfig>
+#         [-DCONFIG=Debug] -P install_fresh.cmake
 cmake_minimum_required(VERSION 3.16)
 
 file(REMOVE_RECURSE "${PREFIX}")
@@ -17,7 +18,7 @@ foreach(expected
         include/leaselock/leaselock.hpp include/leaselock/version.hpp
         share/cmake/leaselock/leaselockConfig.cmake
         share/cmake/leaselock/leaselockConfigVersion.cmake
-        share/cmake/leaselock/leaselockTargets.cmake share/pkgconfig/leaselock.pc
+        share/cmake/leaselock/leaselockTargets.cmake "${PKGCONFIG_DIR}/leaselock.pc"
         share/doc/leaselock/LICENSE)
   if(NOT EXISTS "${PREFIX}/${expected}")
     message(FATAL_ERROR "install: ${expected} is missing from ${PREFIX}")
@@ -28,7 +29,8 @@ endforeach()
 file(GLOB_RECURSE installed RELATIVE "${PREFIX}" "${PREFIX}/*")
 foreach(file IN LISTS installed)
   if(NOT file MATCHES "^include/leaselock/.*\\.hpp$"
-     AND NOT file MATCHES "^share/(cmake/leaselock|pkgconfig|doc/leaselock)/")
+     AND NOT file MATCHES "^share/(cmake/leaselock|doc/leaselock)/"
+     AND NOT file STREQUAL "${PKGCONFIG_DIR}/leaselock.pc")
     message(FATAL_ERROR "install: unexpected file ${file} in ${PREFIX}")
   endif()
 endforeach()

@@ -1,5 +1,6 @@
 # The pkg-config route: compile consumer.cpp with only what `pkg-config leaselock` says.
-#   cmake -DPREFIX=<install prefix> -DWORK_DIR=... -DCXX=<compiler> -DCONSUMER_SOURCE=...
+#   cmake -DPREFIX=<install prefix> -DPKGCONFIG_DIR=<lib/pkgconfig> -DWORK_DIR=...
+#         -DCXX=<compiler> -DCONSUMER_SOURCE=...
 #         -DEXPECTED_VERSION=x.y.z -P pkg_config.cmake
 cmake_minimum_required(VERSION 3.16)
 
@@ -9,7 +10,7 @@ if(NOT PKG_CONFIG)
 endif()
 
 # Only the fresh install may answer, not a leaselock.pc installed elsewhere.
-set(ENV{PKG_CONFIG_LIBDIR} "${PREFIX}/share/pkgconfig")
+set(ENV{PKG_CONFIG_LIBDIR} "${PREFIX}/${PKGCONFIG_DIR}")
 unset(ENV{PKG_CONFIG_PATH})
 
 function(pkg_config_query out)
@@ -38,10 +39,16 @@ separate_arguments(cflags UNIX_COMMAND "${cflags}")
 separate_arguments(libs UNIX_COMMAND "${libs}")
 file(REMOVE_RECURSE "${WORK_DIR}")
 file(MAKE_DIRECTORY "${WORK_DIR}")
-execute_process(COMMAND "${CXX}" -std=c++17 ${cflags} "${CONSUMER_SOURCE}" -o
-                        "${WORK_DIR}/consumer" ${libs} RESULT_VARIABLE result)
+# Compile with --cflags and link with --libs in separate steps, as build systems do.
+execute_process(COMMAND "${CXX}" -std=c++17 ${cflags} -c "${CONSUMER_SOURCE}" -o
+                        "${WORK_DIR}/consumer.o" RESULT_VARIABLE result)
 if(NOT result EQUAL 0)
   message(FATAL_ERROR "pkg-config: compiling the consumer failed (${result})")
+endif()
+execute_process(COMMAND "${CXX}" "${WORK_DIR}/consumer.o" -o "${WORK_DIR}/consumer" ${libs}
+                RESULT_VARIABLE result)
+if(NOT result EQUAL 0)
+  message(FATAL_ERROR "pkg-config: linking the consumer failed (${result})")
 endif()
 execute_process(COMMAND "${WORK_DIR}/consumer" RESULT_VARIABLE result)
 if(NOT result EQUAL 0)

@@ -1,7 +1,12 @@
-# Builds one consumer project from scratch and runs its `consumer` program.
+# Builds one consumer project from scratch and runs its program (`consumer` unless
+# CONSUMER_PROGRAM names another).
 #   cmake -DCONSUMER_SOURCE_DIR=... -DCONSUMER_BINARY_DIR=... -DCONSUMER_GENERATOR=...
-#         -DCONSUMER_SETTINGS=<initial cache> [-DCONSUMER_CONFIG=Debug] -P run_consumer.cmake
+#         -DCONSUMER_SETTINGS=<initial cache> [-DCONSUMER_CONFIG=Debug]
+#         [-DCONSUMER_PROGRAM=name] [-DCONSUMER_CONFIGURE_ARGS=a;b] -P run_consumer.cmake
 cmake_minimum_required(VERSION 3.16)
+if(NOT CONSUMER_PROGRAM)
+  set(CONSUMER_PROGRAM consumer)
+endif()
 
 function(run_step what)
   execute_process(COMMAND ${ARGN} RESULT_VARIABLE result)
@@ -18,7 +23,8 @@ if(CONSUMER_CONFIG)
   set(config_args "-DCMAKE_BUILD_TYPE=${CONSUMER_CONFIG}")
 endif()
 run_step(configure "${CMAKE_COMMAND}" -S "${CONSUMER_SOURCE_DIR}" -B "${CONSUMER_BINARY_DIR}"
-         -G "${CONSUMER_GENERATOR}" -C "${CONSUMER_SETTINGS}" ${config_args})
+         -G "${CONSUMER_GENERATOR}" -C "${CONSUMER_SETTINGS}" ${config_args}
+         ${CONSUMER_CONFIGURE_ARGS})
 
 set(build_args)
 if(CONSUMER_CONFIG)
@@ -27,12 +33,12 @@ endif()
 run_step(build "${CMAKE_COMMAND}" --build "${CONSUMER_BINARY_DIR}" ${build_args})
 
 # Single-config generators put the program at the top; multi-config ones in <config>/.
-foreach(candidate "${CONSUMER_BINARY_DIR}/consumer"
-                  "${CONSUMER_BINARY_DIR}/${CONSUMER_CONFIG}/consumer")
+foreach(candidate "${CONSUMER_BINARY_DIR}/${CONSUMER_PROGRAM}"
+                  "${CONSUMER_BINARY_DIR}/${CONSUMER_CONFIG}/${CONSUMER_PROGRAM}")
   if(EXISTS "${candidate}" AND NOT IS_DIRECTORY "${candidate}")
     run_step(run "${candidate}")
     message(STATUS "consumer: ${CONSUMER_SOURCE_DIR} built and ran")
     return()
   endif()
 endforeach()
-message(FATAL_ERROR "consumer: no consumer program in ${CONSUMER_BINARY_DIR}")
+message(FATAL_ERROR "consumer: no ${CONSUMER_PROGRAM} program in ${CONSUMER_BINARY_DIR}")

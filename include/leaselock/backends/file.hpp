@@ -57,6 +57,12 @@
 // the current record, run the transition, publish the result, wake the waiters.
 #pragma once
 
+#include <leaselock/detail/platform.hpp>
+#if !LEASELOCK_HAS_FILE_BACKEND
+#error \
+    "leaselock/backends/file.hpp: FileBackend needs Linux (futexes, robust process-shared mutexes, /proc); elsewhere use InProcessBackend, which <leaselock/leaselock.hpp> gives you"
+#endif
+
 #include <fcntl.h>
 #include <pthread.h>
 #include <sys/stat.h>

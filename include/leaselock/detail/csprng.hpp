@@ -1,11 +1,10 @@
 // leaselock/detail/csprng.hpp — a fast per-thread cryptographic random generator.
 //
 // ChaCha with 12 rounds in counter mode, keyed with 32 bytes from the operating system
-// (getrandom). Twelve rounds keep a wide margin over the best known attack (on 7 rounds)
-// at 60% of ChaCha20's cost.
-// Fast key erasure: every refill first replaces the key with fresh keystream, so a
-// memory dump never reveals tokens that were handed out before it. A refill makes
-// kBlocks blocks at once; the generator reseeds after fork(2) so a child never repeats
+// (detail/platform.hpp: getrandom on Linux). Twelve rounds keep a wide margin over the best known
+// attack (on 7 rounds) at 60% of ChaCha20's cost. Fast key erasure: every refill first replaces the
+// key with fresh keystream, so a memory dump never reveals tokens that were handed out before it. A
+// refill makes kBlocks blocks at once; the generator reseeds after fork(2) so a child never repeats
 // its parent's stream. One instance per thread: no locks on the hot path.
 #pragma once
 
@@ -13,27 +12,70 @@
 #include <cstdint>
 #include <cstring>
 
-#include <leaselock/detail/posix/fork.hpp>
-#include <leaselock/detail/posix/random.hpp>
+#include <leaselock/detail/platform.hpp>
 
 namespace leaselock::detail {
 
 /// Zeroes memory in a way the optimizer may not drop (the barrier says the zeroes may
 /// be read).
 inline void wipe(void* data, std::size_t size) noexcept {
+#if defined(__GNUC__)  // GCC, Clang: memset, then a barrier that says the zeroes are read
   std::memset(data, 0, size);
   __asm__ __volatile__("" : : "r"(data) : "memory");
+#else  // elsewhere: stores through a volatile pointer, which may not be dropped
+  volatile unsigned char* bytes = static_cast<volatile unsigned char*>(data);
+  for (std::size_t i = 0; i < size; ++i) bytes[i] = 0;
+#endif
 }
+
+/// Four 32-bit lanes with the operators ChaCha needs (+, ^, |, shifts by a count, + a
+/// scalar to every lane, lane access): the portable form of a 4 x 32-bit vector.
+struct PlainLanes {
+  std::uint32_t lane[4];
+
+  std::uint32_t& operator[](std::size_t i) noexcept { return lane[i]; }
+  PlainLanes& operator+=(const PlainLanes& b) noexcept { return *this = *this + b; }
+  template <class Op>
+  static PlainLanes each(const PlainLanes& a, const PlainLanes& b, Op op) noexcept {
+    return {{op(a.lane[0], b.lane[0]), op(a.lane[1], b.lane[1]), op(a.lane[2], b.lane[2]),
+             op(a.lane[3], b.lane[3])}};
+  }
+  friend PlainLanes operator+(PlainLanes a, PlainLanes b) noexcept {
+    return each(a, b, [](std::uint32_t x, std::uint32_t y) { return x + y; });
+  }
+  friend PlainLanes operator+(PlainLanes a, std::uint32_t s) noexcept {
+    return a + PlainLanes{{s, s, s, s}};
+  }
+  friend PlainLanes operator^(PlainLanes a, PlainLanes b) noexcept {
+    return each(a, b, [](std::uint32_t x, std::uint32_t y) { return x ^ y; });
+  }
+  friend PlainLanes operator|(PlainLanes a, PlainLanes b) noexcept {
+    return each(a, b, [](std::uint32_t x, std::uint32_t y) { return x | y; });
+  }
+  friend PlainLanes operator<<(PlainLanes a, int bits) noexcept {
+    return each(a, a, [bits](std::uint32_t x, std::uint32_t) { return x << bits; });
+  }
+  friend PlainLanes operator>>(PlainLanes a, int bits) noexcept {
+    return each(a, a, [bits](std::uint32_t x, std::uint32_t) { return x >> bits; });
+  }
+};
+
+#if defined(__GNUC__)  // GCC, Clang: a native vector (SSE2 on x86-64, NEON on ARM)
+typedef std::uint32_t VectorLanes __attribute__((vector_size(16)));
+using Lanes = VectorLanes;
+#else
+using Lanes = PlainLanes;
+#endif
 
 /// Four consecutive ChaCha blocks — block counters `counter` to `counter + 3` in state
 /// words 12-13, `nonce` in words 14-15 (the original 64/64 layout) — computed at once,
-/// one block per lane of a 4 x 32-bit vector (GCC/Clang vector extensions: SSE2 on
-/// x86-64, NEON on ARM, plain code elsewhere). The output is interleaved: word w of
-/// block l is out[w * 4 + l]; as random bytes, any fixed order is as good as another.
-template <int Rounds>
+/// one block per lane of `Vec` (Lanes: a native vector where the compiler has one). The
+/// output is interleaved: word w of block l is out[w * 4 + l]; as random bytes, any fixed
+/// order is as good as another.
+template <int Rounds, class Vec = Lanes>
 void chacha_four_blocks(const std::uint32_t (&key)[8], std::uint64_t counter, std::uint64_t nonce,
                         std::uint32_t* out) noexcept {
-  typedef std::uint32_t Vec __attribute__((vector_size(16)));
+  static_assert(sizeof(Vec) == 16, "four 32-bit lanes");
   const auto rotl = [](Vec v, int bits) { return (v << bits) | (v >> (32 - bits)); };
   const auto quarter_round = [&](Vec& a, Vec& b, Vec& c, Vec& d) {
     a += b;
@@ -88,7 +130,7 @@ class ChaChaGenerator {
 
   /// Fills `out` with 16 random bytes.
   void fill16(unsigned char* out) {
-    if (generation_ != posix::fork_generation()) reseed();
+    if (generation_ != platform::fork_generation()) reseed();
     if (used_ + 16 > sizeof buffer_) refill();
     unsigned char* const source = reinterpret_cast<unsigned char*>(buffer_) + used_;
     std::memcpy(out, source, 16);
@@ -112,9 +154,9 @@ class ChaChaGenerator {
   }
 
   void reseed() {
-    posix::fill_random(key_, kKeyBytes);
+    platform::fill_random(key_, kKeyBytes);
     counter_ = 0;
-    generation_ = posix::fork_generation();
+    generation_ = platform::fork_generation();
     refill();
   }
 

@@ -8,15 +8,32 @@
 #include <cstring>
 #include <string_view>
 
-#include <leaselock/detail/posix/random.hpp>
+#include <leaselock/detail/platform.hpp>
 
 namespace leaselock::detail {
 
+/// fold_multiply from four 32 x 32-bit products, for compilers without a 128-bit type.
+inline std::uint64_t fold_multiply_portable(std::uint64_t a, std::uint64_t b) noexcept {
+  const std::uint64_t a_low = a & 0xffffffffu, a_high = a >> 32;
+  const std::uint64_t b_low = b & 0xffffffffu, b_high = b >> 32;
+  const std::uint64_t low_low = a_low * b_low, low_high = a_low * b_high;
+  const std::uint64_t high_low = a_high * b_low, high_high = a_high * b_high;
+  const std::uint64_t middle =
+      (low_low >> 32) + (low_high & 0xffffffffu) + (high_low & 0xffffffffu);
+  const std::uint64_t low = (middle << 32) | (low_low & 0xffffffffu);
+  const std::uint64_t high = high_high + (low_high >> 32) + (high_low >> 32) + (middle >> 32);
+  return low ^ high;
+}
+
 /// The 128-bit product of a and b, folded to 64 bits (high half xor low half).
 inline std::uint64_t fold_multiply(std::uint64_t a, std::uint64_t b) noexcept {
+#if defined(__SIZEOF_INT128__)  // GCC, Clang on 64-bit targets: one multiply instruction
   __extension__ using Wide = unsigned __int128;
   const Wide product = static_cast<Wide>(a) * b;
   return static_cast<std::uint64_t>(product) ^ static_cast<std::uint64_t>(product >> 64);
+#else
+  return fold_multiply_portable(a, b);
+#endif
 }
 
 inline std::uint64_t load64(const char* p) noexcept {
@@ -28,7 +45,7 @@ inline std::uint64_t load64(const char* p) noexcept {
 inline std::uint64_t process_hash_seed() {
   static const std::uint64_t seed = [] {
     std::uint64_t value = 0;
-    posix::fill_random(&value, sizeof value);
+    platform::fill_random(&value, sizeof value);
     return value;
   }();
   return seed;

@@ -1,0 +1,80 @@
+// The platform layer (detail/platform.hpp): Linux gets detail/posix/; the std-only
+// detail/portable/ variant other systems get is checked here too, against the native
+// code, as are the portable forms of the compiler-specific arithmetic.
+#include <array>
+#include <cstdint>
+#include <random>
+
+#include <leaselock/detail/csprng.hpp>
+#include <leaselock/detail/hash.hpp>
+#include <leaselock/detail/platform.hpp>
+#include <leaselock/detail/portable/fork.hpp>
+#include <leaselock/detail/portable/process.hpp>
+#include <leaselock/detail/portable/random.hpp>
+
+#include "support.hpp"
+
+namespace detail = leaselock::detail;
+
+TEST_CASE("on Linux the platform layer is the POSIX one, and FileBackend is offered") {
+  CHECK(LEASELOCK_HAS_FILE_BACKEND == 1);
+  CHECK((&detail::platform::fill_random == &detail::posix::fill_random));
+  CHECK((&detail::platform::fork_generation == &detail::posix::fork_generation));
+  CHECK((&detail::platform::process_owner == &detail::posix::process_owner));
+}
+
+TEST_CASE("the portable 128-bit product agrees with the native one") {
+  const std::uint64_t max = ~std::uint64_t{0};
+  // (2^64 - 1)^2 = 2^128 - 2^65 + 1: high half 2^64 - 2, low half 1.
+  CHECK(detail::fold_multiply_portable(max, max) == ((max - 1) ^ 1));
+  CHECK(detail::fold_multiply_portable(0, max) == 0);
+  CHECK(detail::fold_multiply_portable(1, max) == max);
+  CHECK(detail::fold_multiply_portable(std::uint64_t{1} << 32, std::uint64_t{1} << 32) == 1);
+  std::mt19937_64 numbers(7);
+  for (int i = 0; i < 100000; ++i) {
+    const std::uint64_t a = numbers() >> (i % 64), b = numbers();
+    CAPTURE(a);
+    CAPTURE(b);
+    REQUIRE(detail::fold_multiply_portable(a, b) == detail::fold_multiply(a, b));
+  }
+}
+
+TEST_CASE("the portable ChaCha lanes compute the same blocks as the vector ones") {
+  std::uint32_t key[8];
+  for (std::uint32_t w = 0; w < 8; ++w) key[w] = 0x9e3779b9u * (w + 1);
+  for (const std::uint64_t counter :
+       {std::uint64_t{0}, std::uint64_t{0xfffffffeu}, ~std::uint64_t{0}}) {
+    std::array<std::uint32_t, 64> vector{}, plain{};
+    detail::chacha_four_blocks<12, detail::Lanes>(key, counter, 5, vector.data());
+    detail::chacha_four_blocks<12, detail::PlainLanes>(key, counter, 5, plain.data());
+    CAPTURE(counter);
+    CHECK(vector == plain);
+  }
+}
+
+TEST_CASE("the portable random source fills every byte asked for") {
+  // 64 random bytes are all zero, or equal to the next 64, with probability 2^-512.
+  std::array<unsigned char, 64> first{}, second{};
+  detail::portable::fill_random(first.data(), first.size());
+  detail::portable::fill_random(second.data(), second.size());
+  CHECK(first != std::array<unsigned char, 64>{});
+  CHECK(first != second);
+  // A size that is not a multiple of the device's 4-byte words: the byte after it stays.
+  std::array<unsigned char, 8> odd{};
+  odd.fill(0xa5);
+  for (int attempt = 0; attempt < 4 && odd[0] == 0xa5 && odd[1] == 0xa5 && odd[2] == 0xa5;
+       ++attempt)
+    detail::portable::fill_random(odd.data(), 3);
+  CHECK_FALSE((odd[0] == 0xa5 && odd[1] == 0xa5 && odd[2] == 0xa5));
+  CHECK(odd[3] == 0xa5);
+}
+
+TEST_CASE("the portable owner names the process the same way every time") {
+  const std::string owner = detail::portable::process_owner();
+  REQUIRE(owner.size() == 16);
+  CHECK(owner.rfind("process-", 0) == 0);
+  CHECK(owner.find_first_not_of("0123456789abcdef", 8) == std::string::npos);
+  CHECK(detail::portable::process_owner() == owner);
+  CHECK_NOTHROW(detail::validate_owner(owner));
+  CHECK(detail::portable::fork_generation() == detail::portable::fork_generation());
+}
