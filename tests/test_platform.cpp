@@ -21,6 +21,8 @@ TEST_CASE("on Linux the platform layer is the POSIX one, and FileBackend is offe
   CHECK((&detail::platform::fill_random == &detail::posix::fill_random));
   CHECK((&detail::platform::fork_generation == &detail::posix::fork_generation));
   CHECK((&detail::platform::process_owner == &detail::posix::process_owner));
+  CHECK((&detail::platform::current_pid == &detail::posix::current_pid));
+  CHECK((&detail::platform::process_exists == &detail::posix::process_exists));
 }
 
 TEST_CASE("the portable 128-bit product agrees with the native one") {
@@ -76,5 +78,12 @@ TEST_CASE("the portable owner names the process the same way every time") {
   CHECK(owner.find_first_not_of("0123456789abcdef", 8) == std::string::npos);
   CHECK(detail::portable::process_owner() == owner);
   CHECK_NOTHROW(detail::validate_owner(owner));
+  // The id stands for this process: positive, stable, and it "exists".
+  const std::int64_t id = detail::portable::current_pid();
+  CHECK(id > 0);
+  CHECK(detail::portable::current_pid() == id);
+  CHECK(detail::portable::process_exists(id));
+  CHECK_FALSE(detail::portable::process_exists(0));
+  CHECK_FALSE(detail::portable::process_exists(-1));
   CHECK(detail::portable::fork_generation() == detail::portable::fork_generation());
 }

@@ -25,7 +25,7 @@
 #include <limits>
 #include <string>
 
-#include <leaselock/detail/posix/process.hpp>
+#include <leaselock/detail/platform.hpp>
 #include <leaselock/limits.hpp>
 
 namespace leaselock {
@@ -47,8 +47,8 @@ class HolderProcess {
   static HolderProcess of(std::int64_t pid) {
     if (pid <= 0 || pid > std::numeric_limits<std::int32_t>::max())
       detail::throw_invalid("pid must be a process id > 0 (got " + std::to_string(pid) + ")");
-    if (pid == detail::posix::current_pid()) return this_process();
-    if (!detail::posix::process_exists(pid))
+    if (pid == detail::platform::current_pid()) return this_process();
+    if (!detail::platform::process_exists(pid))
       detail::throw_invalid("no process with pid " + std::to_string(pid) + " exists");
     return HolderProcess(Kind::other_process, pid);
   }
@@ -59,7 +59,7 @@ class HolderProcess {
   Kind kind() const noexcept { return kind_; }
   /// The bound pid: other_process's, this process's for this_process(), 0 for none().
   std::int64_t pid() const noexcept {
-    return kind_ == Kind::this_process ? detail::posix::current_pid() : pid_;
+    return kind_ == Kind::this_process ? detail::platform::current_pid() : pid_;
   }
 
   friend bool operator==(const HolderProcess& a, const HolderProcess& b) noexcept {

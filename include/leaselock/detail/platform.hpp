@@ -1,8 +1,9 @@
 // leaselock/detail/platform.hpp — the one place that picks the operating-system layer.
 //
 // The in-process library (LockManager, InProcessBackend, ManualClock, Lease, NamedMutex)
-// needs three things from the system: random bytes to key the token generator, a
-// counter that changes in a child after fork(), and a default owner name. They come from
+// needs a few things from the system: random bytes to key the token generator, a
+// counter that changes in a child after fork(), a default owner name, this process's
+// id and whether another process exists (HolderProcess). They come from
 // detail/posix/ on POSIX systems and from detail/portable/ (the C++ standard library
 // alone) elsewhere, such as Windows. Code outside this header says detail::platform::.
 //
@@ -20,7 +21,7 @@
 #define LEASELOCK_HAS_FILE_BACKEND 1
 namespace leaselock::detail {
 namespace random_layer = posix;   // getrandom(2), else /dev/urandom
-namespace process_layer = posix;  // pthread_atfork, getpid, gethostname
+namespace process_layer = posix;  // pthread_atfork, getpid, gethostname, kill(pid, 0)
 }  // namespace leaselock::detail
 
 #elif defined(__unix__) || defined(__APPLE__)  // other POSIX systems: no getrandom(2)
@@ -45,7 +46,9 @@ namespace process_layer = portable;
 #endif
 
 namespace leaselock::detail::platform {
+using process_layer::current_pid;
 using process_layer::fork_generation;
+using process_layer::process_exists;
 using process_layer::process_owner;
 using random_layer::fill_random;
 }  // namespace leaselock::detail::platform

@@ -45,6 +45,16 @@ void manual_clock_expiry_and_fences() {
         "the default owner names this process");
 }
 
+void detached_lease_bound_to_no_process() {
+  leaselock::local_lock_manager locks;
+  auto lease = locks.try_acquire("job/42", Mode::exclusive, 60s);
+  const auto token = lease.detach(leaselock::HolderProcess::none());
+  check(!lease, "a detached guard is empty");
+  check(static_cast<bool>(locks.status("job/42")), "a detached lease stays held");
+  check(locks.release("job/42", token), "its token releases it");
+  check(leaselock::HolderProcess::this_process().pid() > 0, "this process has an id");
+}
+
 void tokens() {
   const auto a = leaselock::Token::generate();
   const auto b = leaselock::Token::generate();
@@ -86,6 +96,7 @@ void a_waiter_wakes_on_release() {
 int main() {
   manual_clock_expiry_and_fences();
   tokens();
+  detached_lease_bound_to_no_process();
   named_mutex_with_std_locks();
   a_waiter_wakes_on_release();
   if (failures == 0) std::printf("windows program: every check passed\n");
