@@ -1,6 +1,7 @@
 # Installs the build tree into an empty prefix and checks what landed there.
 #   cmake -DBUILD_DIR=<leaselock build> -DPREFIX=<prefix> -DPKGCONFIG_DIR=<lib/pkgconfig>
-#         [-DCONFIG=Debug] -P install_fresh.cmake
+#         [-DCLI_PROGRAM=<bin/leaselock, when the command is built>] [-DCONFIG=Debug]
+#         -P install_fresh.cmake
 cmake_minimum_required(VERSION 3.16)
 
 file(REMOVE_RECURSE "${PREFIX}")
@@ -25,12 +26,14 @@ foreach(expected
   endif()
 endforeach()
 
-# A header-only library installs no binaries, and none of the project's own programs.
+# A header-only library installs no binaries, and none of the project's own programs but
+# the leaselock command (when it is built).
 file(GLOB_RECURSE installed RELATIVE "${PREFIX}" "${PREFIX}/*")
 foreach(file IN LISTS installed)
   if(NOT file MATCHES "^include/leaselock/.*\\.hpp$"
      AND NOT file MATCHES "^share/(cmake/leaselock|doc/leaselock)/"
-     AND NOT file STREQUAL "${PKGCONFIG_DIR}/leaselock.pc")
+     AND NOT file STREQUAL "${PKGCONFIG_DIR}/leaselock.pc"
+     AND NOT (CLI_PROGRAM AND file STREQUAL CLI_PROGRAM))
     message(FATAL_ERROR "install: unexpected file ${file} in ${PREFIX}")
   endif()
 endforeach()
