@@ -25,3 +25,15 @@ function(leaselock_add_program target)
   target_link_libraries(${target} PRIVATE leaselock::leaselock)
   leaselock_use_strict_warnings(${target})
 endfunction()
+
+# Writes `content` to the generated source `path` only when it differs from what is
+# there, so reconfiguring does not trigger a rebuild.
+function(leaselock_write_if_changed path content)
+  set(old_content "")
+  if(EXISTS "${path}")
+    file(READ "${path}" old_content)
+  endif()
+  if(NOT old_content STREQUAL content)
+    file(WRITE "${path}" "${content}")
+  endif()
+endfunction()

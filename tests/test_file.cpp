@@ -241,6 +241,8 @@ TEST_CASE("file: unsafe or unusable directories are refused with the reason") {
   const auto missing = tmp.sub("no/such/parent");
   CHECK(refusal(missing) == "leaselock: cannot create lock directory '" + missing.string() +
                                 "': No such file or directory");
+  // Only the last component is ever created, never its parents (README: "Which directory").
+  CHECK_FALSE(std::filesystem::exists(tmp.sub("no")));
   const auto open = directory("open", 0777);
   CHECK(refusal(open) ==
         "leaselock: lock directory '" + open.string() +
