@@ -12,6 +12,7 @@
 // quarter of the TTL (at most 5 s), SIGKILL. Should this process die anyway (SIGKILL),
 // the command gets SIGTERM from the kernel (Linux), since its lease is then reclaimed.
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #ifdef __linux__
@@ -94,7 +95,7 @@ std::vector<char*> pointers(std::vector<std::string>& strings) {
 // must stop too). The child's pid, or the exit code for a command that could not be
 // started (after saying why on stderr). vfork(): the child borrows this process's memory
 // until it execs (no page tables copied: a tenth of a short `run`), so it makes system
-// calls only (execvpe searches PATH on its stack) and reports exec's error in `failure`.
+// calls only (execvpe searches PATH on its stack) and reports exec's error on a pipe.
 struct Spawned {
   pid_t pid = -1;
   int failure = 0;
@@ -104,10 +105,12 @@ Spawned spawn(std::vector<std::string> command, std::vector<std::string> environ
   std::vector<char*> argv = pointers(command);
   std::vector<char*> envp = pointers(environment);
   const pid_t parent = ::getpid();
-  volatile int exec_error = 0;  // written by the child, which shares this memory
+  // The child writes exec's errno here; a successful exec closes it (O_CLOEXEC). (Not a
+  // variable in the shared memory: a sanitizer may turn vfork into fork.)
+  int report[2];
+  if (::pipe2(report, O_CLOEXEC) != 0) throw std::system_error(errno, std::generic_category());
   Spawned spawned;
   spawned.pid = ::vfork();
-  if (spawned.pid < 0) throw std::system_error(errno, std::generic_category(), "vfork");
   if (spawned.pid == 0) {
 #ifdef __linux__
     ::prctl(PR_SET_PDEATHSIG, SIGTERM);
@@ -117,11 +120,24 @@ Spawned spawn(std::vector<std::string> command, std::vector<std::string> environ
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
     ::execvpe(argv[0], argv.data(), envp.data());
-    exec_error = errno;
-    ::_exit(exit_code::not_found);
+    const int error = errno;
+    const ssize_t written = ::write(report[1], &error, sizeof error);
+    ::_exit(written == static_cast<ssize_t>(sizeof error) ? exit_code::not_found
+                                                          : exit_code::cannot_execute);
   }
-  // The child has exec'd or exited: vfork returns only then.
-  if (const int error = exec_error) {
+  const int vfork_error = errno;
+  ::close(report[1]);
+  if (spawned.pid < 0) {
+    ::close(report[0]);
+    throw std::system_error(vfork_error, std::generic_category(), "vfork");
+  }
+  int error = 0;
+  ssize_t got;
+  do {
+    got = ::read(report[0], &error, sizeof error);
+  } while (got < 0 && errno == EINTR);
+  ::close(report[0]);
+  if (got == static_cast<ssize_t>(sizeof error)) {
     ::waitpid(spawned.pid, nullptr, 0);
     std::fprintf(stderr, "leaselock run: cannot run '%s': %s\n", command[0].c_str(),
                  std::strerror(error));
