@@ -102,3 +102,46 @@ TEST_CASE("detaching or adopting a lease keeps the record's pins balanced") {
   auto lease = h.locks.try_acquire("k", Mode::exclusive, 10s);
   CHECK(lease);
 }
+
+TEST_CASE("records of abandoned leases are swept as the backend is used") {
+  // Leases detached and never released: once expired, nobody touches their keys again.
+  test::Harness<test::InProcessSetup> h;
+  auto& backend = h.locks.backend();
+  constexpr int kAbandoned = 5000;
+  for (int i = 0; i < kAbandoned; ++i)
+    (void)h.locks.try_acquire("abandoned-" + std::to_string(i), Mode::exclusive, 10s).detach();
+  auto pinned = h.locks.try_acquire("guarded", Mode::exclusive, 10s);  // a guard still holds it
+  CHECK(backend.record_count() == kAbandoned + 1);
+  // Not yet expired: the sweep leaves them all.
+  for (int i = 0; i < 20000; ++i) CHECK(h.locks.try_acquire("hot", Mode::exclusive, 1s));
+  CHECK(backend.record_count() == kAbandoned + 1);
+  h.clock.advance(10s);
+  // Operations on one unrelated key sweep every shard; bounded work each.
+  int operations = 0;
+  while (backend.record_count() > 1 && operations < 1000000) {
+    CHECK(h.locks.try_acquire("hot", Mode::exclusive, 1s));
+    operations += 2;  // an acquisition and its release
+  }
+  CHECK(backend.record_count() == 1);  // only the guarded record is left
+  MESSAGE("operations until swept: " << operations);
+  CHECK_FALSE(pinned.release());  // expired: it was not held until now
+  CHECK(backend.record_count() == 0);
+  // Fences go on from where the swept records left them.
+  auto again = h.locks.try_acquire("abandoned-7", Mode::exclusive, 10s);
+  REQUIRE(again);
+  CHECK(again.fence() > 1);
+}
+
+TEST_CASE("remove_idle drops expired, unguarded records at once, and nothing live") {
+  test::Harness<test::InProcessSetup> h;
+  auto& backend = h.locks.backend();
+  (void)h.locks.try_acquire("expired", Mode::exclusive, 1s).detach();
+  const auto live = h.locks.try_acquire("live", Mode::shared, 1h).detach();
+  auto guarded = h.locks.try_acquire("guarded", Mode::exclusive, 1s);
+  h.clock.advance(1s);
+  CHECK(backend.record_count() == 3);
+  CHECK(backend.remove_idle() == 1);
+  CHECK(backend.record_count() == 2);
+  CHECK(h.locks.status("live"));
+  CHECK(h.locks.release("live", live));
+}

@@ -7,7 +7,10 @@
 // deadline or a blocker's expiry; nobody polls; only the threads a change concerns are
 // woken. A key that nobody holds or waits for is removed from the table — each shard
 // keeps its last kIdleRecords idle keys a while, and kSpareRecords emptied records, for
-// reuse — and the tables shrink as keys go, so memory follows the keys in use.
+// reuse — and the tables shrink as keys go, so memory follows the keys in use. Records
+// of abandoned leases (detached or forgotten, never released, expired) are swept as the
+// backend is used: every operation pays for a few table slots of a sweep that goes
+// round every shard (see kSweepEvery), so they go without anyone touching their keys.
 //
 // Scope: one process. Leases do not survive it, and other processes do not see them
 // (use FileBackend for that). Read backends/backend.hpp for the interface it implements.
@@ -20,10 +23,13 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <cassert>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <functional>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <new>
@@ -51,6 +57,14 @@ class InProcessBackend {
   static constexpr std::size_t kIdleRecords = 4;
   static constexpr std::size_t kSpareRecords = 4;
   static constexpr std::size_t kDefaultShards = 64;
+  /// The sweep of abandoned records: one step every kSweepEvery operations (creating a
+  /// record counts as kSweepCreateCost), each step looking at kSweepBuckets table slots
+  /// of the next shard in turn and dropping the records there whose every lease has run
+  /// out, with no waiter and no Lease guard left. Their expiry is not reported to an
+  /// observer (nobody asked for the key again). Needs the manager's clock (attach_clock).
+  static constexpr int kSweepEvery = 64;
+  static constexpr int kSweepCreateCost = 16;
+  static constexpr std::size_t kSweepBuckets = 16;
 
   InProcessBackend() : InProcessBackend(kDefaultShards) {}
   /// `shards` must be a power of two >= 1 (std::invalid_argument otherwise).
@@ -58,6 +72,33 @@ class InProcessBackend {
 
   InProcessBackend(InProcessBackend&&) noexcept = default;
   InProcessBackend& operator=(InProcessBackend&&) noexcept = default;
+
+  /// Gives the backend the manager's clock (LockManager calls it), by which the sweep
+  /// and remove_idle() tell which leases have run out.
+  template <class Clock>
+  void attach_clock(const Clock& clock) {
+    state_->now = [clock] { return detail::now_nanos(clock); };
+  }
+
+  /// Drops at once every record that nobody waits for and whose leases have all run out
+  /// (with no Lease guard left), idle records kept for reuse included; the sweep does
+  /// the same a little at a time. Returns how many records it dropped.
+  std::size_t remove_idle() {
+    std::size_t removed = 0;
+    std::vector<Node*> victims;
+    for (Shard& shard : state_->shards) {
+      const detail::Nanos now =
+          state_->now ? state_->now() : std::numeric_limits<detail::Nanos>::min();
+      std::lock_guard<std::mutex> lock(shard.mutex);
+      victims.clear();
+      shard.table.for_each([&](Node* node) {
+        if (Shard::removable(*node, now)) victims.push_back(node);
+      });
+      for (Node* node : victims) shard.drop(node);
+      removed += victims.size();
+    }
+    return removed;
+  }
 
   template <class Fn>
   auto update(std::string_view key, Fn&& fn) {
@@ -156,6 +197,7 @@ class InProcessBackend {
 
  private:
   struct Node;
+  struct State;
 
   // Runs body(node) on key's node under its shard's lock, then finishes the node
   // (wakes concerned waiters, retires it if idle).
@@ -252,6 +294,11 @@ class InProcessBackend {
     // Every fence this shard ever gave a key it has since dropped is <= fence_floor; a
     // key's records always live in the same shard, so its fences keep increasing.
     std::uint64_t fence_floor = 0;
+    // Operations until this shard's next sweep step (see kSweepEvery), and the bucket
+    // where the sweep goes on in this shard.
+    int until_sweep = kSweepEvery;
+    std::size_t sweep_bucket = 0;
+    State* state = nullptr;
 
     Shard() = default;
     Shard(const Shard&) = delete;
@@ -285,6 +332,7 @@ class InProcessBackend {
       } else {
         node = Node::create((key.size() + 15) & ~std::size_t{15});
       }
+      count_for_sweep(kSweepCreateCost);
       std::memcpy(node->key_bytes(), key.data(), key.size());
       node->key_size = static_cast<std::uint32_t>(key.size());
       node->hash = hash;
@@ -293,6 +341,35 @@ class InProcessBackend {
       node->record.version = 0;
       table.insert(node);
       return node;
+    }
+
+    // Counts an operation (a record going idle, or `cost` for a new record) towards the
+    // next sweep step, and runs the step when it is due.
+    void count_for_sweep(int cost = 1) noexcept {
+      until_sweep -= cost;
+      if (until_sweep > 0) return;
+      until_sweep = kSweepEvery;
+      state->sweep_step(*this);
+    }
+
+    // Nobody waits, no Lease guard holds it, and every lease on it has run out by `now`.
+    static bool removable(const Node& node, detail::Nanos now) noexcept {
+      if (node.pins != 0 || !node.record.waiters.empty()) return false;
+      for (const detail::Holder& holder : node.record.holders)
+        if (holder.expires_at > now) return false;
+      return true;
+    }
+
+    // One sweep step: drops the records of abandoned leases in the next `buckets` slots.
+    void sweep(detail::Nanos now, std::size_t buckets) noexcept {
+      constexpr std::size_t kMaxVictims = 2 * kSweepBuckets;
+      Node* victims[kMaxVictims];
+      std::size_t count = 0;
+      sweep_bucket = table.visit_buckets(sweep_bucket, buckets, [&](Node* node) {
+        if (count < kMaxVictims && !node->record.holders.empty() && removable(*node, now))
+          victims[count++] = node;
+      });
+      for (std::size_t i = 0; i < count; ++i) drop(victims[i]);
     }
 
     void drop(Node* node) noexcept {
@@ -318,6 +395,7 @@ class InProcessBackend {
 
     // A record went idle: keep it in the table for now, and drop the oldest idle one.
     void retire(Node* node) noexcept {
+      count_for_sweep();
       if (node->in_idle_cache) return;
       Node*& slot_ref = idle_cache[idle_next];
       idle_next = (idle_next + 1) % kIdleRecords;
@@ -341,7 +419,23 @@ class InProcessBackend {
   };
 
   struct State {
-    explicit State(std::size_t count) : shards(validated(count)), mask(count - 1) {}
+    explicit State(std::size_t count) : shards(validated(count)), mask(count - 1) {
+      for (Shard& shard : shards) shard.state = this;
+    }
+
+    // One step of the sweep, run by `caller` under its lock: on the next shard in turn,
+    // unless another thread has that shard's lock now (then this step is skipped).
+    void sweep_step(Shard& caller) noexcept {
+      if (!now) return;
+      Shard& shard = shards[sweep_shard.fetch_add(1, std::memory_order_relaxed) & mask];
+      if (&shard != &caller && !shard.mutex.try_lock()) return;
+      try {
+        shard.sweep(now(), kSweepBuckets);
+      } catch (...) {  // a clock that throws: the records stay until the next step
+      }
+      if (&shard != &caller) shard.mutex.unlock();
+    }
+
     static std::size_t validated(std::size_t count) {
       if (count == 0 || (count & (count - 1)) != 0)
         throw std::invalid_argument(
@@ -354,6 +448,8 @@ class InProcessBackend {
     std::vector<Shard> shards;
     std::size_t mask;
     std::uint64_t seed = detail::process_hash_seed();
+    std::function<detail::Nanos()> now;  // the manager's clock, once attached
+    std::atomic<std::size_t> sweep_shard{0};
   };
 
   std::unique_ptr<State> state_;

@@ -8,6 +8,7 @@
 // allocates a node and never throws from erase().
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <vector>
@@ -59,6 +60,19 @@ class IntrusiveTable {
         head = next;
       }
     }
+  }
+
+  /// Calls fn(node) for the nodes of up to `count` buckets, from bucket `start` (taken
+  /// modulo the bucket count) on, stopping at the last bucket. Returns the bucket to
+  /// start from next time: 0 once the table has been gone through. fn must not change
+  /// the table.
+  template <class Fn>
+  std::size_t visit_buckets(std::size_t start, std::size_t count, Fn&& fn) const {
+    std::size_t bucket = start & (buckets_.size() - 1);
+    const std::size_t end = std::min(buckets_.size(), bucket + count);
+    for (; bucket < end; ++bucket)
+      for (Node* node = buckets_[bucket]; node; node = node->next) fn(node);
+    return bucket == buckets_.size() ? 0 : bucket;
   }
 
   /// Forgets every node (does not destroy them).
