@@ -10,9 +10,11 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <filesystem>
+#include <memory>
 #include <mutex>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -64,18 +66,72 @@ struct FileSetup {
   Backend make() { return Backend{dir.sub("locks")}; }
 };
 
-/// A manager on a fresh ManualClock, for one backend setup.
-template <class Setup>
+/// A ManualClock with a gate: while the gate is closed, a thread woken from its sleep on
+/// this clock is held before it may look at the record again, so a test can change the
+/// key under a waiter that has been woken but has not run yet.
+class GatedClock {
+ public:
+  using rep = ManualClock::rep;
+  using period = ManualClock::period;
+  using duration = ManualClock::duration;
+  using time_point = std::chrono::time_point<GatedClock>;
+  static constexpr bool is_steady = true;
+  static constexpr std::string_view clock_name = "GatedClock";
+
+  time_point now() const noexcept { return time_point(manual_.now().time_since_epoch()); }
+  void advance(duration step) { manual_.advance(step); }
+  std::size_t sleepers() const { return manual_.sleepers(); }
+  void park_until(leaselock::detail::Parker& parker, leaselock::detail::Nanos wake_at) const {
+    manual_.park_until(parker, wake_at);
+    std::unique_lock<std::mutex> lock(gate_->mutex);
+    ++gate_->held;
+    gate_->changed.notify_all();
+    gate_->changed.wait(lock, [&] { return gate_->open; });
+    --gate_->held;
+  }
+
+  void close() {
+    std::lock_guard<std::mutex> lock(gate_->mutex);
+    gate_->open = false;
+  }
+  void open() {
+    {
+      std::lock_guard<std::mutex> lock(gate_->mutex);
+      gate_->open = true;
+    }
+    gate_->changed.notify_all();
+  }
+  /// Blocks until `count` woken threads wait at the closed gate (10 s of real time at most).
+  void wait_for_held(std::size_t count) const {
+    std::unique_lock<std::mutex> lock(gate_->mutex);
+    REQUIRE_MESSAGE(gate_->changed.wait_for(lock, 10s, [&] { return gate_->held >= count; }),
+                    "no woken thread reached the gate");
+  }
+
+ private:
+  struct Gate {
+    std::mutex mutex;
+    std::condition_variable changed;
+    bool open = true;
+    std::size_t held = 0;
+  };
+  ManualClock manual_;
+  std::shared_ptr<Gate> gate_ = std::make_shared<Gate>();
+};
+
+/// A manager on a fresh ManualClock (or another test clock), for one backend setup.
+template <class Setup, class Clock = ManualClock>
 struct Harness {
-  using Manager = leaselock::LockManager<ManualClock, typename Setup::Backend>;
+  using Manager = leaselock::LockManager<Clock, typename Setup::Backend>;
   Setup setup;
-  ManualClock clock;
+  Clock clock;
   Manager locks{setup.make(), clock};
 };
 
 /// Blocks until at least `count` threads are parked on `clock` (they have decided to
 /// wait and gone to sleep). Fails the test after 10 s of real time.
-inline void wait_for_sleepers(const ManualClock& clock, std::size_t count) {
+template <class Clock>
+void wait_for_sleepers(const Clock& clock, std::size_t count) {
   const auto give_up = std::chrono::steady_clock::now() + 10s;
   while (clock.sleepers() < count) {
     REQUIRE_MESSAGE(std::chrono::steady_clock::now() < give_up, "no thread went to sleep");

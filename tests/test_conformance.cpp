@@ -251,6 +251,42 @@ TEST_CASE_TEMPLATE("a waiter that times out lets those behind it in", Setup,
   CHECK(h.locks.status("k")->holders.size() == 2);
 }
 
+TEST_CASE_TEMPLATE("a waiter's timeout never takes another waiter out of the queue", Setup,
+                   LEASELOCK_BACKEND_SETUPS) {
+  // Queue tickets start again at 1 when a key's record is dropped and made anew. `first`
+  // is woken with a grant that lapses before it runs, its record is dropped, and
+  // `second` queues on the new record with ticket 1: first's timeout must leave it queued.
+  Harness<Setup, test::GatedClock> h;
+  auto holder = h.locks.try_acquire("k", Mode::exclusive, 1h);
+  h.clock.close();
+  auto first = std::async(std::launch::async, [&] {
+    return static_cast<bool>(h.locks.try_acquire("k", Mode::exclusive, 1s, 5s));
+  });
+  test::wait_for_sleepers(h.clock, 1);
+  CHECK(holder.release());  // hands "k" to `first`, which is held at the gate
+  h.clock.wait_for_held(1);
+  h.clock.advance(2s);  // its grant lapses before it can see it
+  CHECK_FALSE(h.locks.status("k"));
+  CHECK(h.locks.try_acquire("k", Mode::exclusive, 1s).release());
+  CHECK(h.locks.backend().remove_idle() == 1);  // the record is dropped
+  auto blocker = h.locks.try_acquire("k", Mode::exclusive, 1h);
+  REQUIRE(blocker);
+  auto second = std::async(std::launch::async, [&] {
+    return static_cast<bool>(h.locks.try_acquire("k", Mode::exclusive, 1s, 100s));
+  });
+  test::wait_for_sleepers(h.clock, 1);
+  h.clock.advance(5s);  // past first's deadline, long before second's
+  h.clock.open();
+  CHECK_FALSE(first.get());
+  const auto info = h.locks.status("k");
+  REQUIRE(info);
+  const bool second_queued = info->waiters == 1;
+  CHECK(second_queued);
+  CHECK(blocker.release());                   // hands "k" to `second`
+  if (!second_queued) h.clock.advance(100s);  // left out of the queue, it would sleep on
+  CHECK(second.get());
+}
+
 TEST_CASE_TEMPLATE("acquire waits as long as it takes", Setup, LEASELOCK_BACKEND_SETUPS) {
   Harness<Setup> h;
   auto holder = h.locks.try_acquire("k", Mode::exclusive, 100h);

@@ -8,6 +8,21 @@ using namespace std::chrono_literals;
 using leaselock::LockRequest;
 using leaselock::Mode;
 
+namespace {
+
+// Starts try_acquire_all(requests, ttl, wait) on another thread; returns once it sleeps.
+template <class Harness>
+auto waiting_set(Harness& h, std::vector<LockRequest> requests, std::chrono::seconds ttl,
+                 std::chrono::seconds wait) {
+  auto set = std::async(std::launch::async, [&h, requests, ttl, wait] {
+    return h.locks.try_acquire_all(requests, ttl, wait);
+  });
+  test::wait_for_sleepers(h.clock, 1);
+  return set;
+}
+
+}  // namespace
+
 TEST_CASE_TEMPLATE("try_acquire_all takes every key or none", Setup, LEASELOCK_BACKEND_SETUPS) {
   test::Harness<Setup> h;
   auto set = h.locks.try_acquire_all(
@@ -44,14 +59,65 @@ TEST_CASE_TEMPLATE("a multi-key wait times out as a whole and releases what it t
                    LEASELOCK_BACKEND_SETUPS) {
   test::Harness<Setup> h;
   auto blocker = h.locks.try_acquire("m", Mode::exclusive, 1h);
-  auto waiter = std::async(std::launch::async, [&] {
-    return h.locks.try_acquire_all({{"m", Mode::exclusive}, {"a", Mode::exclusive}}, 10s, 5s);
-  });
-  test::wait_for_sleepers(h.clock, 1);
+  auto waiter = waiting_set(h, {{"m", Mode::exclusive}, {"a", Mode::exclusive}}, 10s, 5s);
   CHECK(h.locks.status("a"));  // "a" sorts first and is held while "m" is awaited
   h.clock.advance(5s);
   CHECK_FALSE(waiter.get());
   CHECK_FALSE(h.locks.status("a"));
+}
+
+TEST_CASE_TEMPLATE("a set never holds a lease that expired while later keys were awaited", Setup,
+                   LEASELOCK_BACKEND_SETUPS) {
+  test::Harness<Setup> h;
+  auto blocker = h.locks.try_acquire("b", Mode::exclusive, 1h);
+  auto waiter = waiting_set(h, {{"a", Mode::exclusive}, {"b", Mode::exclusive}}, 10s, 60s);
+  // It holds "a" and waits for "b".
+  h.clock.advance(15s);  // its lease on "a" runs out meanwhile
+  auto thief = h.locks.try_acquire("a", Mode::exclusive, 1h);
+  REQUIRE(thief);
+  CHECK(blocker.release());  // "b" goes to the waiter
+  // It must not come back holding "a": it gives "b" back and queues for "a" again.
+  bool returned = false;
+  const auto give_up = std::chrono::steady_clock::now() + 10s;
+  for (;;) {
+    if (waiter.wait_for(1ms) == std::future_status::ready) {
+      returned = true;
+      break;
+    }
+    const auto a = h.locks.status("a");
+    if (a && a->waiters == 1) break;
+    REQUIRE(std::chrono::steady_clock::now() < give_up);
+  }
+  CHECK_FALSE(returned);
+  if (!returned) {
+    CHECK_FALSE(h.locks.status("b"));
+    CHECK(thief.release());  // now the waiter gets "a", then "b"
+  }
+  auto set = waiter.get();
+  REQUIRE(set);
+  REQUIRE(set.size() == 2);
+  for (const auto& lease : set) {
+    const auto info = h.locks.status(lease.key());
+    REQUIRE(info);
+    REQUIRE(info->holders.size() == 1);
+    CHECK(info->holders[0].token == lease.token());
+    CHECK(lease.expires_at() > h.clock.now());
+  }
+}
+
+TEST_CASE_TEMPLATE("a member that lost half its TTL waiting is renewed with the set", Setup,
+                   LEASELOCK_BACKEND_SETUPS) {
+  test::Harness<Setup> h;
+  auto blocker = h.locks.try_acquire("b", Mode::exclusive, 1h);
+  auto waiter = waiting_set(h, {{"a", Mode::exclusive}, {"b", Mode::exclusive}}, 10s, 60s);
+  h.clock.advance(8s);  // "a" has 2 s left
+  CHECK(blocker.release());
+  auto set = waiter.get();
+  REQUIRE(set);
+  CHECK(set[0].key() == "a");
+  CHECK(set[0].expires_at() == h.clock.now() + 10s);
+  CHECK(h.locks.status("a")->holders.at(0).expires_at == h.clock.now() + 10s);
+  CHECK(set[1].expires_at() == h.clock.now() + 10s);
 }
 
 TEST_CASE("opposite orders from many threads never deadlock" * doctest::timeout(60)) {

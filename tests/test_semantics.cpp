@@ -139,3 +139,33 @@ TEST_CASE("release of an expired lease reports it expired") {
   CHECK(sem::release(record, holder.token, 10, &expired) == sem::Released::not_held);
   CHECK(record.idle());
 }
+
+TEST_CASE("a waiter is known by its token and ticket: an equal ticket may be another's") {
+  // `first` queued with ticket 1 on a record that was dropped and made anew since;
+  // `second`, queued on the new record, got ticket 1 again.
+  sem::Record dropped;
+  REQUIRE(sem::try_grant(dropped, request(Mode::exclusive, 1000), 0, nullptr));
+  auto first = request(Mode::exclusive, 10);
+  std::uint64_t first_ticket = sem::enqueue(dropped, first, 50);
+  sem::Record record;
+  REQUIRE(sem::try_grant(record, request(Mode::exclusive, 1000), 0, nullptr));
+  auto second = request(Mode::exclusive, 10);
+  const std::uint64_t second_ticket = sem::enqueue(record, second, 500);
+  REQUIRE(first_ticket == second_ticket);
+  // Timing out, `first` must not take `second` out of the queue.
+  CHECK(sem::poll(record, first_ticket, first, 50, 50, nullptr).kind == sem::Poll::timed_out);
+  REQUIRE(record.waiters.size() == 1);
+  CHECK(record.waiters[0].token == second.token);
+  CHECK_FALSE(sem::cancel(record, first.token, first_ticket, 50));
+  CHECK(record.waiters.size() == 1);
+  // Before its deadline, `first` sees it is not queued here and queues behind `second`.
+  auto third = request(Mode::exclusive, 10);
+  std::uint64_t third_ticket = sem::enqueue(dropped, third, 500);
+  CHECK(sem::poll(record, third_ticket, third, 500, 60, nullptr).kind == sem::Poll::waiting);
+  REQUIRE(record.waiters.size() == 2);
+  CHECK(record.waiters[0].token == second.token);
+  CHECK(record.waiters[1].token == third.token);
+  CHECK(third_ticket == 2);
+  CHECK(sem::cancel(record, second.token, second_ticket, 60));
+  CHECK(record.waiters.size() == 1);
+}

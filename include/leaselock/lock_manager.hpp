@@ -109,6 +109,9 @@ class LockManager final : private detail::LeaseIssuer<Clock>, private detail::Re
   /// in sorted order (a key listed twice is taken once, exclusive if either asks for it),
   /// and on timeout every key already taken is released. Returns an empty LeaseSet on
   /// timeout. An empty request list throws std::invalid_argument.
+  /// Every lease of a returned set is live, with at least half of `ttl` left: a lease
+  /// that lost more while later keys were awaited is renewed for `ttl`, and if one
+  /// expired meanwhile, everything is released and taken again within the wait.
   [[nodiscard]] LeaseSet try_acquire_all(std::vector<LockRequest> requests, duration ttl,
                                          duration wait = duration::zero(),
                                          std::string_view owner = {}) {
@@ -293,7 +296,7 @@ class LockManager final : private detail::LeaseIssuer<Clock>, private detail::Re
       if (queued) {
         backend_.update(key, [&](detail::Record& record) {
           const detail::Nanos now = detail::now_nanos(clock_);
-          if (!detail::cancel(record, ticket, now))
+          if (!detail::cancel(record, request.token, ticket, now))
             detail::release(record, request.token, now, nullptr);
         });
       }
@@ -318,15 +321,32 @@ class LockManager final : private detail::LeaseIssuer<Clock>, private detail::Re
         keys.push_back(request);
       }
     }
-    std::vector<Lease> leases;
-    leases.reserve(keys.size());
-    for (const LockRequest& request : keys) {
-      const detail::Nanos now = detail::now_nanos(clock_);
-      Lease lease = take(request.key, request.mode, ttl, std::max(deadline, now), owner, now);
-      if (!lease) return LeaseSet{};  // `leases` releases what was taken
-      leases.push_back(std::move(lease));
+    for (;;) {
+      std::vector<Lease> leases;
+      leases.reserve(keys.size());
+      for (const LockRequest& request : keys) {
+        const detail::Nanos now = detail::now_nanos(clock_);
+        Lease lease = take(request.key, request.mode, ttl, std::max(deadline, now), owner, now);
+        if (!lease) return LeaseSet{};  // `leases` releases what was taken
+        leases.push_back(std::move(lease));
+      }
+      if (still_held(leases, ttl)) return LeaseSet(std::move(leases));
+      // A key taken early expired while a later one was awaited (someone else may hold
+      // it now): give everything back and start again with what is left of the wait.
+      if (detail::now_nanos(clock_) >= deadline) return LeaseSet{};
     }
-    return LeaseSet(std::move(leases));
+  }
+
+  // True when every lease of a just-completed set is live. Those with less than half
+  // their TTL left (they waited for later keys) are renewed for `ttl`; a renewal fails
+  // only for a lease that expired meanwhile.
+  bool still_held(std::vector<Lease>& leases, duration ttl) {
+    const time_point now = clock_.now();
+    for (Lease& lease : leases) {
+      if (lease.expires_at() - now >= ttl / 2) continue;
+      if (!lease.renew(ttl)) return false;
+    }
+    return true;
   }
 
   std::optional<LockInfo> describe(std::string_view key, const detail::Record& record,

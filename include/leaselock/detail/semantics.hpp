@@ -185,12 +185,21 @@ inline std::uint64_t enqueue(Record& record, const Request& request, Nanos deadl
   return ++record.last_ticket;
 }
 
-/// Removes a queued request (given up, timed out, or its thread is unwinding). Returns
-/// false if it was not queued.
-inline bool cancel(Record& record, std::uint64_t ticket, Nanos now) {
+/// The queued request of the waiter with `token` and `ticket`, or end(). A ticket alone
+/// does not name a waiter: tickets start again at 1 when a dropped record is made anew,
+/// so a waiter that slept through that would find another's ticket equal to its own.
+/// Tokens are unique to each request.
+inline std::vector<Waiter>::iterator find_waiter(Record& record, const Token& token,
+                                                 std::uint64_t ticket) noexcept {
+  return std::find_if(record.waiters.begin(), record.waiters.end(),
+                      [&](const Waiter& w) { return w.ticket == ticket && w.token == token; });
+}
+
+/// Removes the queued request of `token` with `ticket` (given up, timed out, or its
+/// thread is unwinding). Returns false if it was not queued.
+inline bool cancel(Record& record, const Token& token, std::uint64_t ticket, Nanos now) {
   auto& waiters = record.waiters;
-  const auto it = std::find_if(waiters.begin(), waiters.end(),
-                               [&](const Waiter& w) { return w.ticket == ticket; });
+  const auto it = find_waiter(record, token, ticket);
   if (it == waiters.end()) return false;
   waiters.erase(it);
   ++record.version;
@@ -214,10 +223,9 @@ inline Poll poll(Record& record, std::uint64_t& ticket, const Request& request, 
   refresh(record, now, expired);
   if (const Holder* holder = find_holder(record, request.token))
     return Poll{Poll::granted, Grant{holder->fence, holder->acquired_at, holder->expires_at}, 0};
-  const bool queued = std::any_of(record.waiters.begin(), record.waiters.end(),
-                                  [&](const Waiter& w) { return w.ticket == ticket; });
+  const bool queued = find_waiter(record, request.token, ticket) != record.waiters.end();
   if (now >= deadline) {
-    if (queued) cancel(record, ticket, now);
+    if (queued) cancel(record, request.token, ticket, now);
     return Poll{Poll::timed_out, {}, 0};
   }
   if (!queued) {
