@@ -68,6 +68,25 @@ case "$message" in
 esac
 check "the busy message names no token" test -z "$(echo "$message" | grep -E '[0-9a-f]{32}')"
 
+# status and list show the held key, but never its token (the command has it).
+"$LEASELOCK" run --owner agent-3 secret -- sh -c "echo \$LEASELOCK_TOKEN > '$WORK/secret'; exec sleep 30" &
+secret_holder=$!
+check "the secret holder started" wait_until 10 test -s "$WORK/secret"
+token=$(cat "$WORK/secret")
+for view in "status secret" "status --json secret" "list" "list --json" "list sec"; do
+  out=$(ll $view 2>&1)
+  check "'leaselock $view' shows the held key" test -n "$(echo "$out" | grep -F secret)"
+  check "'leaselock $view' shows the owner" test -n "$(echo "$out" | grep -F agent-3)"
+  check "'leaselock $view' never prints the token" test -z "$(echo "$out" | grep -F "$token")"
+done
+status=$(ll status --json secret)
+check "status --json: locked" test "$(echo "$status" | json .locked)" = true
+check "status --json: no token field" test -z "$(echo "$status" | grep -F '"token"')"
+check "status --json: expires in at most the TTL" \
+  test "$(echo "$status" | json '.holders[0].expires_in_ms')" -le 30000
+kill -TERM $secret_holder
+wait $secret_holder
+
 # --- SIGTERM to run reaches the command, and the lease is released.
 kill -TERM $holder
 wait $holder
