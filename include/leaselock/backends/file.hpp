@@ -9,9 +9,15 @@
 // Crash safety. A record is written into the inactive one of two slots, with a checksum,
 // and made current by one aligned 8-byte store; a process killed at any instruction
 // leaves the previous or the new record, both whole. The next process to take the mutex
-// gets EOWNERDEAD, finds a whole record and goes on. A record that is damaged anyway
-// (truncated, flipped bits, another format or clock) is reported with a StorageError and
-// left untouched — never taken for free.
+// gets EOWNERDEAD, finishes the publication and goes on. The header's state is checked
+// against itself and the slots (detail/file/slots.hpp), and the removed mark is believed
+// only when the remover's earlier steps show. A record that is damaged anyway (truncated,
+// flipped bits, another format or clock) is reported with a StorageError and left
+// untouched — never taken for free; list() and remove_idle() skip it, reporting it to
+// options.on_damaged_record. Files are allocated before they are mapped, so a full file
+// system gives StorageError (ENOSPC), and pages are probed under a SIGBUS handler before
+// use (detail/posix/sigbus_guard.hpp), so a file cut short by someone else does not kill
+// a process that maps it.
 //
 // Dead holders. Each holder and waiter is stored with its process (pid, start time, boot
 // and PID namespace: detail/posix/identity.hpp). A request that is refused, or a waiter
@@ -38,7 +44,9 @@
 // across hosts, so a directory on NFS must not be shared between machines. Do not delete
 // files in the directory while processes use it (use remove_idle()). After fork(), the
 // child makes its own FileBackend. A record holds at most about 1 MiB of holders and
-// waiters (thousands). Read backends/backend.hpp for the interface it implements.
+// waiters (thousands). Each key in use is one memory mapping: a process may use about
+// vm.max_map_count * 7/8 keys at once (detail/file/record_file.hpp), then StorageError.
+// Read backends/backend.hpp for the interface it implements.
 //
 // @code
 //   leaselock::file_lock_manager locks{leaselock::FileBackend{"/run/agents/locks"}};
@@ -97,6 +105,7 @@
 #include <leaselock/detail/hash.hpp>
 #include <leaselock/detail/parker.hpp>
 #include <leaselock/detail/posix/robust_mutex.hpp>
+#include <leaselock/detail/posix/sigbus_guard.hpp>
 #include <leaselock/detail/semantics.hpp>
 #include <leaselock/detail/time.hpp>
 #include <leaselock/lock_manager.hpp>
@@ -115,6 +124,12 @@ struct FileBackendOptions {
   /// Record files a backend keeps mapped while no lease of it holds them (the mappings of
   /// held keys are always kept). Idle ones beyond a few per shard are removed.
   std::size_t cached_records = 4096;
+  /// Called by list() and remove_idle() — which go on with the other records — with the
+  /// error of each record file they skip because it is damaged or cannot be read:
+  /// what() says which file and what is wrong with it, path() is the file. The file is
+  /// left untouched, and a request for its key still throws that StorageError. Called on
+  /// the thread that lists or removes; empty (the default): such files are skipped.
+  std::function<void(const StorageError&)> on_damaged_record;
 };
 
 class FileBackend {
@@ -141,7 +156,8 @@ class FileBackend {
 
   /// Removes every record file of the directory that nobody holds or waits for (after
   /// dropping expired leases and those of dead processes), and temporary files left by
-  /// dead processes. Returns how many files it removed.
+  /// dead processes. Returns how many files it removed. A damaged record file is skipped
+  /// and reported to options.on_damaged_record.
   std::size_t remove_idle() { return state_->remove_idle(); }
 
   // --- Backend (see backends/backend.hpp) ---------------------------------------------
@@ -301,7 +317,10 @@ class FileBackend {
 
   template <class Fn>
   void read_all(Fn&& fn) const {
-    state_->for_each_name([&](const std::string& name) { state_->read_snapshot(name, fn); });
+    // A damaged record is reported and skipped: the others are still listed.
+    state_->for_each_name([&](const std::string& name) {
+      state_->skipping_damage([&] { state_->read_snapshot(name, fn); });
+    });
   }
 
  private:
@@ -332,7 +351,10 @@ class FileBackend {
                  directory.for_each_record_name(
                      [&](const std::string& name) { detail::file::reset_mutex(directory, name); });
                }),
-          cache(opts.cached_records) {}
+          cache(opts.cached_records) {
+      detail::posix::install_sigbus_guard();
+      directory.keep();
+    }
     State(const State&) = delete;
     State& operator=(const State&) = delete;
 
@@ -366,6 +388,7 @@ class FileBackend {
       const std::uint64_t hash = detail::hash_bytes(key, detail::process_hash_seed());
       if (Mapped* m = cache.find_ref(key, hash)) return m;
       const std::string name = detail::file::record_name(key);
+      make_room();
       std::unique_ptr<Mapped> fresh;
       for (;;) {
         fresh = std::make_unique<Mapped>();
@@ -394,7 +417,7 @@ class FileBackend {
         RecordLock lock(*this, m);
         owner_died = lock.owner_died;
         if (owner_died) detail::file::announce_change(*m.header);
-        if (m.header->removed) {
+        if (marked_removed(m)) {
           directory.unlink_if_same(m.name, m.device, m.inode);
           live = false;
         }
@@ -405,6 +428,28 @@ class FileBackend {
     }
 
     void release_ref(Mapped& m) noexcept { retire(cache.release_ref(m)); }
+
+    // Before mapping one more record file: under the process's limit of mappings, drops
+    // unused cached ones to stay there; StorageError if every mapping is in use.
+    void make_room() {
+      const auto over = [] {
+        return detail::file::mapped_records().load(std::memory_order_relaxed) >=
+               detail::file::record_mapping_limit().load(std::memory_order_relaxed);
+      };
+      while (over()) {
+        Mapped* unused = cache.pop_unused();
+        if (!unused) {
+          const std::size_t limit = detail::file::record_mapping_limit().load();
+          detail::file::fail("too many keys in use: this process maps " +
+                                 std::to_string(detail::file::mapped_records().load()) +
+                                 " record files, its limit of " + std::to_string(limit) +
+                                 " (one memory mapping per key held or waited for; the limit is "
+                                 "vm.max_map_count less room for the rest of the process)",
+                             directory.path(), ENOMEM);
+        }
+        retire(unused);
+      }
+    }
 
     // Drops the mapping of a record whose file was removed: later users open it afresh.
     void forget(Mapped& m) noexcept { cache.forget(m); }
@@ -421,16 +466,31 @@ class FileBackend {
 
     // --- one record operation ---------------------------------------------------------
 
-    // The record's robust mutex. A holder that died leaves EOWNERDEAD: the record is
-    // whole (see the file comment), so it is re-read.
+    // The record's robust mutex. A holder that died leaves EOWNERDEAD: its half-done
+    // publication is finished (detail/file/slots.hpp), and the record is re-read.
     struct RecordLock {
       Mapped& m;
       bool owner_died = false;
       RecordLock(const State& state, Mapped& mapped) : m(mapped) {
+        // A file cut short by someone else is reported, not touched (SIGBUS).
+        if (m.owns_mapping && !detail::posix::probe_pages(m.base, m.verified_size))
+          detail::file::corrupt(
+              state.directory, m,
+              "cut short while in use: it had " + std::to_string(m.verified_size) + " bytes");
         const int error = detail::posix::lock_robust_mutex(m.header->mutex);
         if (error == EOWNERDEAD) {
           m.decoded = false;
           owner_died = true;
+          try {
+            // What the dead holder left half-published is finished; a record it left
+            // damaged is reported by the load that follows.
+            // (Its file may have been unlinked since: its size is checked by mapping.)
+            (void)detail::file::recover_after_crash(
+                m, [&](std::size_t needed) { state.ensure_mapped(m, needed); });
+          } catch (...) {
+            pthread_mutex_unlock(&m.header->mutex);
+            throw;
+          }
         } else if (error) {
           detail::file::fail(
               "cannot lock record file '" + state.directory.file_path(m.name).string() + "'",
@@ -453,7 +513,7 @@ class FileBackend {
       std::optional<decltype(body(std::declval<detail::Record&>()))> result;
       {
         RecordLock lock(*this, m);
-        if (m.header->removed) {
+        if (marked_removed(m)) {
           outcome.removed = true;
           return std::nullopt;
         }
@@ -493,14 +553,40 @@ class FileBackend {
     }
 
     // Makes m.record the current slot's record (decoding only if another write came).
-    void load(Mapped& m) {
+    // `unlinked`: m's file may no longer be the one its name leads to (it is marked
+    // removed), so its size is checked through the mapping rather than by name.
+    void load(Mapped& m, bool unlinked = false) {
       bool decoded_now = false;
       const auto ensure_size = [&](std::size_t needed) {
-        detail::file::verify_size(directory, m, needed);
+        if (unlinked)
+          ensure_mapped(m, needed);
+        else
+          detail::file::verify_size(directory, m, needed);
       };
       if (const char* error = detail::file::load_current(m, ensure_size, decoded_now))
         corrupt(m, error);
       if (decoded_now) m.foreign.index(m.record, m.ids);
+    }
+
+    // Checks through m's mapping (SIGBUS-safe) that its file is at least `needed` bytes.
+    void ensure_mapped(Mapped& m, std::size_t needed) const {
+      if (!m.owns_mapping || !detail::posix::probe_pages(m.base, needed))
+        corrupt(m, "truncated: its slots need " + std::to_string(needed) + " bytes");
+      m.verified_size = needed;
+    }
+
+    // Under m's lock: true if its file was marked removed (open the key afresh). A mark is
+    // believed only when it is whole and the remover's two steps before it can be seen —
+    // the record stored idle, and the directory's fence floor raised to its last fence —
+    // so no damaged header can make a held key free or a fence come back.
+    bool marked_removed(Mapped& m) {
+      const std::uint32_t mark = __atomic_load_n(&m.header->removed, __ATOMIC_ACQUIRE);
+      if (mark == 0) return false;
+      if (mark != detail::file::kRemovedMark) corrupt(m, "bad removed mark");
+      load(m, /*unlinked=*/true);
+      if (!m.record.idle() || m.record.last_fence > meta.fence_floor())
+        corrupt(m, "marked removed while it holds leases or fences above the directory's floor");
+      return true;
     }
 
     // Writes m.record into the free slot, then makes that slot current.
@@ -544,30 +630,46 @@ class FileBackend {
     // processes dropped first). Returns true if it removed it.
     bool remove_if_idle(Mapped& m) {
       RecordLock lock(*this, m);
-      if (m.header->removed) return false;
+      if (marked_removed(m)) return false;
       load(m);
       detail::Record& record = m.record;
       bool changed = reclaim(m, record);
       if (now && !record.holders.empty())
         changed |= detail::purge_expired(record, now(), nullptr) > 0;
+      if (changed) save(m);  // a record marked removed is stored idle
       if (!record.idle()) {
         if (changed) {
-          save(m);
           detail::file::announce_change(*m.header);
           detail::file::wake_sleepers(*m.header);
         }
         return false;
       }
+      // The floor first: whoever sees the mark sees a floor above the record's fences.
       meta.raise_fence_floor(std::max(record.last_fence, meta.fence_floor()));
-      __atomic_store_n(&m.header->removed, 1u, __ATOMIC_RELEASE);
+      __atomic_store_n(&m.header->removed, detail::file::kRemovedMark, __ATOMIC_RELEASE);
       directory.unlink_if_same(m.name, m.device, m.inode);
       return true;
     }
 
     std::size_t remove_idle() {
       std::size_t removed = 0;
-      for_each_record([&](Mapped& m) { removed += remove_if_idle(m); });
+      directory.for_each_record_name([&](const std::string& name) {
+        skipping_damage([&] {
+          if (std::unique_ptr<Mapped> m = map_existing(name)) removed += remove_if_idle(*m);
+        });
+      });
       return removed + directory.remove_stale_temporaries();
+    }
+
+    // Runs fn(), one record's part of a walk over the directory; a StorageError it throws
+    // is reported to options.on_damaged_record instead, and the walk goes on.
+    template <class Fn>
+    void skipping_damage(Fn&& fn) {
+      try {
+        fn();
+      } catch (const StorageError& error) {
+        if (options.on_damaged_record) options.on_damaged_record(error);
+      }
     }
 
     // --- every record -----------------------------------------------------------------
@@ -583,13 +685,6 @@ class FileBackend {
         if (!directory.exists(name)) return nullptr;  // removed while we looked
         throw;
       }
-    }
-
-    template <class Fn>
-    void for_each_record(Fn&& fn) {
-      directory.for_each_record_name([&](const std::string& name) {
-        if (std::unique_ptr<Mapped> m = map_existing(name)) fn(*m);
-      });
     }
 
     // Reads record file `name` without its mutex (for list()): one pread of the file,
@@ -624,7 +719,7 @@ class FileBackend {
         copy.inode = st.st_ino;
         try {
           detail::file::check_header(directory, copy, nullptr, clock);
-          if (copy.header->removed) return;
+          if (marked_removed(copy)) return;
           load(copy);
         } catch (const StorageError&) {
           continue;  // torn or damaged: read again, then under the mutex

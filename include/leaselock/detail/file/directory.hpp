@@ -25,6 +25,7 @@
 #include <vector>
 
 #include <leaselock/detail/file/codec.hpp>
+#include <leaselock/detail/posix/random.hpp>
 #include <leaselock/storage_error.hpp>
 
 namespace leaselock::detail::file {
@@ -60,9 +61,13 @@ class LockDirectory {
   }
   LockDirectory(const LockDirectory&) = delete;
   LockDirectory& operator=(const LockDirectory&) = delete;
+  /// Closes the directory; one this object created is removed again unless keep() was
+  /// called (if it is still empty), so a backend that failed to start leaves nothing.
   ~LockDirectory() {
     if (fd_ >= 0) ::close(fd_);
+    if (created_ && !kept_) ::rmdir(path_.c_str());
   }
+  void keep() noexcept { kept_ = true; }
 
   const std::filesystem::path& path() const noexcept { return path_; }
   int fd() const noexcept { return fd_; }
@@ -168,6 +173,7 @@ class LockDirectory {
     if (path_.empty()) fail("the lock directory path is empty", path_, EINVAL);
     const mode_t dir_mode = group_shared_ ? 02770 : 0700;
     const bool created = ::mkdir(path_.c_str(), dir_mode) == 0;
+    created_ = created;
     if (!created && errno != EEXIST)
       fail("cannot create lock directory '" + path_.string() + "'", path_, errno);
     fd_ = ::open(path_.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -201,6 +207,70 @@ class LockDirectory {
   std::filesystem::path path_;
   bool group_shared_;
   mode_t file_mode_;
+  int fd_ = -1;
+  bool created_ = false;
+  bool kept_ = false;
+};
+
+/// Allocates the first `size` bytes of the open file `fd` of `directory`, growing it if
+/// shorter, so that writing them through a mapping cannot fail (SIGBUS). StorageError
+/// (ENOSPC, EDQUOT...) naming `what` if the file system has no room; then the file's
+/// size is unchanged.
+inline void allocate_file(const LockDirectory& directory, int fd, std::size_t size,
+                          const std::string& what) {
+  int error = 0;
+  do {
+    error = ::posix_fallocate(fd, 0, static_cast<off_t>(size));
+  } while (error == EINTR);
+  if (error)
+    fail("no room for " + what + " (" + std::to_string(size) + " bytes) in '" +
+             directory.path().string() + "'",
+         directory.path(), error);
+}
+
+/// A new file of the directory under a temporary name (".tmp-<pid>-<random>"), to be
+/// written whole and then linked into place; unlinked (and closed) when it goes, so a
+/// failure leaves nothing behind. remove_stale_temporaries() removes those of creators
+/// that died.
+class TemporaryFile {
+ public:
+  /// A temporary file for the file `name` will be (named in errors).
+  TemporaryFile(const LockDirectory& directory, const std::string& name) : directory_(directory) {
+    std::uint64_t random = 0;
+    posix::fill_random(&random, sizeof random);
+    std::snprintf(name_, sizeof name_, ".tmp-%u-%016llx", static_cast<unsigned>(::getpid()),
+                  static_cast<unsigned long long>(random));
+    fd_ = ::openat(directory.fd(), name_, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                   directory.file_mode());
+    if (fd_ < 0)
+      fail("cannot open '" + directory.file_path(name).string() + "'", directory.file_path(name),
+           errno);
+    (void)::fchmod(fd_, directory.file_mode());
+  }
+  TemporaryFile(const TemporaryFile&) = delete;
+  TemporaryFile& operator=(const TemporaryFile&) = delete;
+  ~TemporaryFile() {
+    ::close(fd_);
+    ::unlinkat(directory_.fd(), name_, 0);
+  }
+
+  int fd() const noexcept { return fd_; }
+
+  /// Allocates the file's first `size` bytes (so that writing them through a mapping
+  /// cannot fail); StorageError (ENOSPC, EDQUOT...) if the file system has no room.
+  void allocate(std::size_t size) const { allocate_file(directory_, fd_, size, "a new file"); }
+
+  /// Links the file as `name`; false if `name` exists already.
+  bool link_as(const std::string& name) const {
+    if (::linkat(directory_.fd(), name_, directory_.fd(), name.c_str(), 0) == 0) return true;
+    if (errno == EEXIST) return false;
+    fail("cannot create '" + directory_.file_path(name).string() + "'", directory_.file_path(name),
+         errno);
+  }
+
+ private:
+  const LockDirectory& directory_;
+  char name_[64];
   int fd_ = -1;
 };
 

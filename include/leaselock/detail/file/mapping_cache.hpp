@@ -96,6 +96,18 @@ class MappingCache {
     if (m.in_table) shard.erase(&m);
   }
 
+  /// Takes out of the cache the least recently used node nobody uses (idle ones first),
+  /// from any shard; nullptr if every node is in use.
+  Node* pop_unused() noexcept {
+    for (const LruList which : {kIdle, kBusy}) {
+      for (Shard& shard : shards_) {
+        std::lock_guard<std::mutex> lock(shard.mutex);
+        if (Node* m = shard.pop_back(which)) return m;
+      }
+    }
+    return nullptr;
+  }
+
   /// Hands every node to fn (which disposes of it) and empties the cache.
   template <class Fn>
   void drain(Fn&& fn) {

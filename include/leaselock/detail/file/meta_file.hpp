@@ -109,15 +109,19 @@ class MetaFile {
   void open(OnNewBoot& on_new_boot) {
     const std::filesystem::path& dir = directory_.path();
     struct stat st {};
-    fd_ = directory_.open_file(kMetaName, O_RDWR | O_CREAT, st);
+    fd_ = directory_.open_file(kMetaName, O_RDWR, st);
+    if (fd_ < 0) {
+      create();
+      fd_ = directory_.open_file(kMetaName, O_RDWR, st);
+    }
     if (fd_ < 0) fail("cannot create '" + path() + "'", dir, errno);
     if (::fchmod(fd_, directory_.file_mode()) != 0 && errno != EPERM)
       fail("cannot set the mode of '" + path() + "'", directory_.file_path(kMetaName), errno);
     Lock lock(*this);
     if (::fstat(fd_, &st) != 0) fail("cannot stat '" + path() + "'", dir, errno);
+    // Empty: made by an earlier version, which sized it after creating it.
     const bool fresh = st.st_size == 0;
-    if (fresh && ::ftruncate(fd_, static_cast<off_t>(kMetaSize)) != 0)
-      fail("cannot size '" + path() + "'", dir, errno);
+    if (fresh) allocate_file(directory_, fd_, kMetaSize, "'" + path() + "'");
     if (!fresh && static_cast<std::size_t>(st.st_size) < kMetaSize)
       fail("'" + path() + "' is truncated", dir);
     void* memory = ::mmap(nullptr, kMetaSize, PROT_READ | PROT_WRITE, MAP_SHARED, fd_, 0);
@@ -142,6 +146,20 @@ class MetaFile {
       on_new_boot();
       header_->boot = boot;
     }
+  }
+
+  // Creates the file whole, allocated, under a temporary name, and links it into place
+  // (unless another process was first).
+  void create() {
+    TemporaryFile tmp(directory_, kMetaName);
+    tmp.allocate(kMetaSize);
+    MetaHeader header{};
+    std::memcpy(header.magic, kMetaMagic, 8);
+    header.format = kFormat;
+    header.size = static_cast<std::uint32_t>(kMetaSize);
+    if (::pwrite(tmp.fd(), &header, sizeof header, 0) != static_cast<ssize_t>(sizeof header))
+      fail("cannot write '" + path() + "'", directory_.path(), errno);
+    (void)tmp.link_as(kMetaName);
   }
 
   void close() noexcept {

@@ -3,7 +3,8 @@
 // A record file is created whole under a temporary name (".tmp-<pid>-<random>": header,
 // key, an empty record in slot 0 whose last fence is the directory's fence floor, a
 // fresh robust mutex) and then linked into place, so no process ever sees half of one.
-// Opening maps the file's whole reserved span (kMapSize) and checks its header: magic,
+// Its space is allocated before it is mapped, and so is a record's growth: a full file
+// system gives StorageError, never SIGBUS. Opening maps the file's whole reserved span (kMapSize) and checks its header: magic,
 // format, sizes, checksum, that the key is the one its name says, and the clock. A file
 // that fails is reported with a StorageError and left untouched.
 #pragma once
@@ -14,10 +15,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <new>
 #include <string>
@@ -35,6 +39,33 @@
 
 namespace leaselock::detail::file {
 
+/// Record files this process has mapped now (every backend), one memory mapping each.
+inline std::atomic<std::size_t>& mapped_records() noexcept {
+  static std::atomic<std::size_t> count{0};
+  return count;
+}
+
+/// How many record files this process may map at once: the kernel's vm.max_map_count
+/// (read once), less an eighth of it (at least 4096) left for the rest of the process —
+/// its allocator maps memory too. Tests may lower it.
+inline std::atomic<std::size_t>& record_mapping_limit() noexcept {
+  static std::atomic<std::size_t> limit{[] {
+    std::size_t max_map_count = 65530;
+    char text[32];
+    if (posix::read_small_file("/proc/sys/vm/max_map_count", text, sizeof text) > 0)
+      max_map_count = static_cast<std::size_t>(std::strtoull(text, nullptr, 10));
+    const std::size_t reserve = std::max<std::size_t>(4096, max_map_count / 8);
+    return max_map_count > 2 * reserve ? max_map_count - reserve : max_map_count / 2;
+  }()};
+  return limit;
+}
+
+/// The message for a mapping the kernel refused.
+inline std::string mapping_refused(const std::string& what) {
+  return what + " (this process maps " + std::to_string(mapped_records().load()) +
+         " record files, one memory mapping per key in use; vm.max_map_count limits them)";
+}
+
 /// One record file as this process sees it: which file it is, and its slots.
 struct RecordFile : RecordSlots {
   std::string key;
@@ -47,7 +78,10 @@ struct RecordFile : RecordSlots {
   RecordFile(const RecordFile&) = delete;
   RecordFile& operator=(const RecordFile&) = delete;
   ~RecordFile() {
-    if (base && owns_mapping) ::munmap(base, kMapSize);
+    if (base && owns_mapping) {
+      ::munmap(base, kMapSize);
+      mapped_records().fetch_sub(1, std::memory_order_relaxed);
+    }
   }
 };
 
@@ -117,8 +151,9 @@ inline bool map_record(const LockDirectory& directory, const std::string& name,
   const int map_error = errno;
   ::close(fd);
   if (memory == MAP_FAILED)
-    fail("cannot map '" + directory.file_path(name).string() + "'", directory.file_path(name),
-         map_error);
+    fail(mapping_refused("cannot map '" + directory.file_path(name).string() + "'"),
+         directory.file_path(name), map_error);
+  mapped_records().fetch_add(1, std::memory_order_relaxed);
   file.base = static_cast<unsigned char*>(memory);
   file.header = reinterpret_cast<RecordHeader*>(file.base);
   check_header(directory, file, key, clock);
@@ -131,33 +166,21 @@ inline bool create_record(const LockDirectory& directory, std::string_view key,
                           const std::string& name, std::string_view clock,
                           std::uint64_t fence_floor, RecordFile& file) {
   const std::filesystem::path& dir = directory.path();
-  std::uint64_t random = 0;
-  posix::fill_random(&random, sizeof random);
-  char tmp[64];
-  std::snprintf(tmp, sizeof tmp, ".tmp-%u-%016llx", static_cast<unsigned>(::getpid()),
-                static_cast<unsigned long long>(random));
-  const int fd = ::openat(directory.fd(), tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-                          directory.file_mode());
-  if (fd < 0) fail("cannot create a record in '" + dir.string() + "'", dir, errno);
-  struct Cleanup {
-    const LockDirectory& directory;
-    int fd;
-    const char* tmp;
+  if (key.empty() || key.size() > max_key_size)
+    fail("a key of " + std::to_string(key.size()) + " bytes has no record file", dir, EINVAL);
+  TemporaryFile tmp(directory, name);
+  struct Unmap {
     void* memory = MAP_FAILED;
-    ~Cleanup() {
+    ~Unmap() {
       if (memory != MAP_FAILED) ::munmap(memory, kMapSize);
-      ::close(fd);
-      ::unlinkat(directory.fd(), tmp, 0);
     }
-  } cleanup{directory, fd, tmp};
-  (void)::fchmod(fd, directory.file_mode());
+  } cleanup;
   const std::size_t slot_base = align64(kKeyOffset + key.size());
   const std::size_t size = slot_base + 2 * kInitialSlot;
-  if (::ftruncate(fd, static_cast<off_t>(size)) != 0)
-    fail("cannot size a record in '" + dir.string() + "'", dir, errno);
-  cleanup.memory = ::mmap(nullptr, kMapSize, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  tmp.allocate(size);  // before mapping: writing the new file cannot fail
+  cleanup.memory = ::mmap(nullptr, kMapSize, PROT_READ | PROT_WRITE, MAP_SHARED, tmp.fd(), 0);
   if (cleanup.memory == MAP_FAILED)
-    fail("cannot map a record in '" + dir.string() + "'", dir, errno);
+    fail(mapping_refused("cannot map a record in '" + dir.string() + "'"), dir, errno);
   auto* base = static_cast<unsigned char*>(cleanup.memory);
   auto* h = ::new (base) RecordHeader{};
   std::memcpy(h->magic, kRecordMagic, 8);
@@ -171,17 +194,15 @@ inline bool create_record(const LockDirectory& directory, std::string_view key,
   init_record_mutex(directory, h->mutex, name);
   h->layout = kInitialSlot << 1;
   h->generation = 1;
+  h->generation_check = ~std::uint64_t{1};
   Record empty;
   empty.last_fence = fence_floor;
   write_slot(
       base + slot_base, empty, [](std::size_t, const Token&) { return ProcessIdentity{}; }, 1);
   struct stat st {};
-  if (::fstat(fd, &st) != 0) fail("cannot stat a record in '" + dir.string() + "'", dir, errno);
-  if (::linkat(directory.fd(), tmp, directory.fd(), name.c_str(), 0) != 0) {
-    if (errno == EEXIST) return false;
-    fail("cannot create record file '" + directory.file_path(name).string() + "'",
-         directory.file_path(name), errno);
-  }
+  if (::fstat(tmp.fd(), &st) != 0)
+    fail("cannot stat a record in '" + dir.string() + "'", dir, errno);
+  if (!tmp.link_as(name)) return false;
   file.key.assign(key.data(), key.size());
   file.name = name;
   file.base = base;
@@ -191,6 +212,7 @@ inline bool create_record(const LockDirectory& directory, std::string_view key,
   file.device = st.st_dev;
   file.inode = st.st_ino;
   cleanup.memory = MAP_FAILED;  // the mapping is file's now
+  mapped_records().fetch_add(1, std::memory_order_relaxed);
   return true;
 }
 
@@ -225,7 +247,8 @@ inline void verify_size(const LockDirectory& directory, RecordFile& file, std::s
                 std::to_string(needed));
 }
 
-/// Makes `file` `size` bytes long.
+/// Makes `file` `size` bytes long, allocated (StorageError if there is no room: then
+/// nothing changed).
 inline void grow(const LockDirectory& directory, RecordFile& file, std::size_t size) {
   struct stat st {};
   const int fd = directory.open_file(file.name, O_RDWR, st);
@@ -233,11 +256,13 @@ inline void grow(const LockDirectory& directory, RecordFile& file, std::size_t s
     if (fd >= 0) ::close(fd);
     corrupt(directory, file, "its file was replaced while in use");
   }
-  const int error = ::ftruncate(fd, static_cast<off_t>(size)) == 0 ? 0 : errno;
-  ::close(fd);
-  if (error)
-    fail("cannot grow record file '" + directory.file_path(file.name).string() + "'",
-         directory.file_path(file.name), error);
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  // Allocated, not only sized: the slots are then written through the mapping, under
+  // the record's mutex, where a file system without room would raise SIGBUS.
+  allocate_file(directory, fd, size, "record file '" + file.name + "' to grow");
   file.verified_size = size;
 }
 
