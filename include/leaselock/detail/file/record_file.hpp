@@ -4,9 +4,10 @@
 // key, an empty record in slot 0 whose last fence is the directory's fence floor, a
 // fresh robust mutex) and then linked into place, so no process ever sees half of one.
 // Its space is allocated before it is mapped, and so is a record's growth: a full file
-// system gives StorageError, never SIGBUS. Opening maps the file's whole reserved span (kMapSize) and checks its header: magic,
-// format, sizes, checksum, that the key is the one its name says, and the clock. A file
-// that fails is reported with a StorageError and left untouched.
+// system gives StorageError, never SIGBUS. Opening maps the file's whole reserved span
+// (kMapSize) and checks its header: magic, format, sizes, checksum, that the key is the
+// one its name says, and the clock. A file that fails is reported with a StorageError
+// and left untouched.
 #pragma once
 
 #include <fcntl.h>
