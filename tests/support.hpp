@@ -10,6 +10,8 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
@@ -138,6 +140,56 @@ void wait_for_sleepers(const Clock& clock, std::size_t count) {
     std::this_thread::yield();
   }
 }
+
+/// One thread that runs the functions it is given, in order: for tests in which the
+/// same thread must come back later (to unlock what it locked).
+class Actor {
+ public:
+  Actor() : thread_([this] { loop(); }) {}
+  Actor(const Actor&) = delete;
+  Actor& operator=(const Actor&) = delete;
+  ~Actor() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      done_ = true;
+    }
+    changed_.notify_all();
+    thread_.join();
+  }
+
+  /// Runs fn() on this actor's thread; the future gives its result or exception.
+  template <class Fn>
+  auto run(Fn fn) -> std::future<decltype(fn())> {
+    auto task = std::make_shared<std::packaged_task<decltype(fn())()>>(std::move(fn));
+    auto result = task->get_future();
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      tasks_.emplace_back([task] { (*task)(); });
+    }
+    changed_.notify_all();
+    return result;
+  }
+
+ private:
+  void loop() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    for (;;) {
+      changed_.wait(lock, [&] { return done_ || !tasks_.empty(); });
+      if (tasks_.empty()) return;
+      auto task = std::move(tasks_.front());
+      tasks_.erase(tasks_.begin());
+      lock.unlock();
+      task();
+      lock.lock();
+    }
+  }
+
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::vector<std::function<void()>> tasks_;
+  bool done_ = false;
+  std::thread thread_;
+};
 
 /// Records every event, and lets a test wait for a number of events of one kind.
 class RecordingObserver : public leaselock::Observer {

@@ -287,6 +287,52 @@ TEST_CASE_TEMPLATE("a waiter's timeout never takes another waiter out of the que
   CHECK(second.get());
 }
 
+TEST_CASE_TEMPLATE("durations of any unit saturate instead of overflowing", Setup,
+                   LEASELOCK_BACKEND_SETUPS) {
+  using std::chrono::hours;
+  Harness<Setup> h;
+  using time_point = typename Harness<Setup>::Manager::time_point;
+  // A TTL too long for 64-bit nanoseconds is clamped: the lease practically never expires.
+  auto forever = h.locks.try_acquire("ttl-max", Mode::exclusive, hours::max());
+  REQUIRE(forever);
+  CHECK(forever.expires_at() == time_point::max());
+  auto huge = h.locks.try_acquire("ttl-huge", Mode::exclusive, hours(302321639));
+  REQUIRE(huge);
+  CHECK(huge.expires_at() == time_point::max());
+  h.clock.advance(hours(24 * 365 * 100));
+  CHECK(h.locks.status("ttl-max"));
+  CHECK(h.locks.status("ttl-huge"));
+  CHECK(forever.renew(std::chrono::seconds::max()));
+  CHECK(h.locks.renew("ttl-huge", huge.token(), hours::max()));
+  // Fractional and coarse units are taken as they are.
+  auto fractional =
+      h.locks.try_acquire("fractional", Mode::shared, std::chrono::duration<double>(1.5));
+  REQUIRE(fractional);
+  CHECK(fractional.expires_at() == fractional.acquired_at() + 1500ms);
+  CHECK_THROWS_WITH_AS(
+      (void)h.locks.try_acquire("tiny", Mode::shared, std::chrono::duration<double>(1e-12)),
+      "leaselock: ttl must be > 0", std::invalid_argument);
+  CHECK_FALSE(h.locks.status("tiny"));
+  // An endless wait, as a duration or as a deadline, is endless.
+  auto blocker = h.locks.try_acquire("busy", Mode::exclusive, 1h);
+  auto by_duration = std::async(std::launch::async, [&] {
+    return static_cast<bool>(h.locks.try_acquire("busy", Mode::exclusive, 1h, hours::max()));
+  });
+  test::wait_for_sleepers(h.clock, 1);  // it waits instead of giving up at once
+  CHECK(blocker.release());
+  CHECK(by_duration.get());  // and its lease went with the temporary
+  blocker = h.locks.try_acquire("busy", Mode::exclusive, 1h);
+  REQUIRE(blocker);
+  using Clock = typename Harness<Setup>::Manager::clock_type;
+  auto by_deadline = std::async(std::launch::async, [&] {
+    const auto never = std::chrono::time_point<Clock, hours>::max();
+    return static_cast<bool>(h.locks.try_acquire_until("busy", Mode::exclusive, 1h, never));
+  });
+  test::wait_for_sleepers(h.clock, 1);
+  CHECK(blocker.release());
+  CHECK(by_deadline.get());
+}
+
 TEST_CASE_TEMPLATE("acquire waits as long as it takes", Setup, LEASELOCK_BACKEND_SETUPS) {
   Harness<Setup> h;
   auto holder = h.locks.try_acquire("k", Mode::exclusive, 100h);

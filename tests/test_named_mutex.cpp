@@ -1,6 +1,7 @@
 // NamedMutex: a key used through std::unique_lock, std::shared_lock, std::scoped_lock.
 #include <future>
 #include <shared_mutex>
+#include <system_error>
 
 #include "support.hpp"
 
@@ -128,4 +129,147 @@ TEST_CASE_TEMPLATE("unlocking after the lease expired is harmless and reported",
   m.unlock();  // not held: does nothing
   CHECK_THROWS_AS((void)h.locks.mutex("", 1s), std::invalid_argument);
   CHECK_THROWS_AS((void)h.locks.mutex("db", 0s), std::invalid_argument);
+}
+
+TEST_CASE_TEMPLATE("an unlock ends only its own grant, also after its lease expired", Setup,
+                   LEASELOCK_BACKEND_SETUPS) {
+  test::Harness<Setup> h;
+  auto m = h.locks.mutex("db", 10s);
+  test::Actor a;
+  test::Actor b;
+  a.run([&] { m.lock(); }).get();
+  h.clock.advance(10s);              // A's lease runs out
+  b.run([&] { m.lock(); }).get();    // B takes the key through the same view
+  a.run([&] { m.unlock(); }).get();  // must not end B's grant
+  CHECK(m.lost_lock());              // A's own lease had expired
+  CHECK_FALSE(h.locks.try_acquire("db", Mode::exclusive, 1s));  // B still excludes others
+  const auto info = h.locks.status("db");
+  REQUIRE(info);
+  CHECK(info->holders.size() == 1);
+  b.run([&] { m.unlock(); }).get();
+  CHECK_FALSE(m.lost_lock());
+  CHECK_FALSE(h.locks.status("db"));
+}
+
+TEST_CASE_TEMPLATE("unlock by a thread that holds nothing does nothing", Setup,
+                   LEASELOCK_BACKEND_SETUPS) {
+  test::Harness<Setup> h;
+  auto m = h.locks.mutex("db", 10s);
+  test::Actor holder;
+  test::Actor other;
+  holder.run([&] { m.lock(); }).get();
+  other.run([&] { m.unlock(); }).get();
+  other.run([&] { m.unlock_shared(); }).get();
+  holder.run([&] { m.unlock_shared(); }).get();  // it holds exclusive, not shared
+  REQUIRE(h.locks.status("db"));
+  CHECK(h.locks.status("db")->mode == Mode::exclusive);
+  CHECK_FALSE(h.locks.try_acquire("db", Mode::shared, 1s));
+  holder.run([&] { m.unlock(); }).get();
+  CHECK_FALSE(h.locks.status("db"));
+  // Shared locks likewise belong to their threads.
+  holder.run([&] { m.lock_shared(); }).get();
+  other.run([&] { m.unlock_shared(); }).get();
+  CHECK(h.locks.status("db"));
+  holder.run([&] { m.unlock_shared(); }).get();
+  CHECK_FALSE(h.locks.status("db"));
+}
+
+TEST_CASE_TEMPLATE("locking a view this thread already holds is refused, not waited out", Setup,
+                   LEASELOCK_BACKEND_SETUPS) {
+  test::Harness<Setup> h;
+  auto m = h.locks.mutex("db", 10s);
+  test::Actor a;
+  a.run([&] { m.lock_shared(); }).get();
+  CHECK_THROWS_AS(a.run([&] { return m.try_lock_for(1s); }).get(), std::system_error);
+  CHECK_THROWS_AS(a.run([&] { return m.try_lock_shared_for(1s); }).get(), std::system_error);
+  CHECK_THROWS_AS(a.run([&] { return m.try_lock_until(h.clock.now() + 1s); }).get(),
+                  std::system_error);
+  CHECK_THROWS_AS(a.run([&] { m.lock(); }).get(), std::system_error);
+  CHECK_THROWS_AS(a.run([&] { m.lock_shared(); }).get(), std::system_error);
+  REQUIRE(h.locks.status("db"));
+  CHECK(h.locks.status("db")->holders.size() == 1);  // nothing taken
+  CHECK(h.locks.status("db")->waiters == 0);
+  CHECK_FALSE(a.run([&] { return m.try_lock(); }).get());  // one try: busy, as for anyone
+  test::Actor b;
+  CHECK(b.run([&] { return m.try_lock_shared(); }).get());  // other threads are not refused
+  b.run([&] { m.unlock_shared(); }).get();
+  a.run([&] { m.unlock_shared(); }).get();
+  CHECK(a.run([&] { return m.try_lock(); }).get());  // once unlocked, it may lock again
+  a.run([&] { m.unlock(); }).get();
+  CHECK_FALSE(h.locks.status("db"));
+}
+
+namespace {
+
+// A clock of the caller's, other than the manager's, that moves only when told.
+struct CallerClock {
+  using rep = std::int64_t;
+  using period = std::nano;
+  using duration = std::chrono::nanoseconds;
+  using time_point = std::chrono::time_point<CallerClock>;
+  static constexpr bool is_steady = true;
+  static time_point now() noexcept { return time_point(duration(ticks.load())); }
+  static inline std::atomic<std::int64_t> ticks{0};
+};
+
+}  // namespace
+
+TEST_CASE_TEMPLATE("a deadline on another clock is re-checked on that clock", Setup,
+                   LEASELOCK_BACKEND_SETUPS) {
+  test::Harness<Setup> h;
+  test::RecordingObserver observer;
+  h.locks.set_observer(&observer);
+  auto m = h.locks.mutex("db", 10s);
+  auto holder = h.locks.try_acquire("db", Mode::exclusive, 1h);
+  auto waiter = std::async(std::launch::async, [&] {
+    const bool locked = m.try_lock_until(CallerClock::now() + 10s);
+    if (locked) m.unlock();
+    return locked;
+  });
+  test::wait_for_sleepers(h.clock, 1);
+  h.clock.advance(10s);  // the manager's clock passes 10 s; the caller's has not moved
+  REQUIRE(observer.wait_for(leaselock::LockEventKind::timed_out, 1));
+  CHECK(holder.release());  // the waiter, waiting again for what is left, gets it
+  CHECK(waiter.get());
+  // A deadline already past on the caller's clock: one try.
+  holder = h.locks.try_acquire("db", Mode::exclusive, 1h);
+  CHECK_FALSE(m.try_lock_shared_until(CallerClock::now() - 1s));
+  CHECK_FALSE(m.try_lock_until(CallerClock::now()));
+}
+
+TEST_CASE_TEMPLATE("huge timeouts wait instead of failing at once", Setup,
+                   LEASELOCK_BACKEND_SETUPS) {
+  using std::chrono::hours;
+  test::Harness<Setup> h;
+  auto m = h.locks.mutex("db", 10s);
+  using Clock = typename test::Harness<Setup>::Manager::clock_type;
+  const std::vector<std::pair<std::string, std::function<bool()>>> calls{
+      {"try_lock_for(hours::max())", [&] { return m.try_lock_for(hours::max()); }},
+      {"try_lock_for(seconds::max())", [&] { return m.try_lock_for(std::chrono::seconds::max()); }},
+      {"try_lock_until(time_point<manager's clock, hours>::max())",
+       [&] { return m.try_lock_until(std::chrono::time_point<Clock, hours>::max()); }},
+      {"try_lock_until(time_point<steady_clock, hours>::max())",
+       [&] {
+         return m.try_lock_until(std::chrono::time_point<std::chrono::steady_clock, hours>::max());
+       }},
+  };
+  for (const auto& [name, call] : calls) {
+    CAPTURE(name);
+    auto holder = h.locks.try_acquire("db", Mode::exclusive, 1h);
+    REQUIRE(holder);
+    auto waiter = std::async(std::launch::async, [&, call = call] {
+      const bool locked = call();
+      if (locked) m.unlock();
+      return locked;
+    });
+    test::wait_for_sleepers(h.clock, 1);
+    CHECK(holder.release());
+    CHECK(waiter.get());
+  }
+  auto shared = std::async(std::launch::async, [&] {
+    const bool locked = m.try_lock_shared_for(hours::max());
+    if (locked) m.unlock_shared();
+    return locked;
+  });
+  CHECK(shared.get());
 }

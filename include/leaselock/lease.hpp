@@ -36,6 +36,7 @@
 #include <leaselock/detail/key_buffer.hpp>
 #include <leaselock/detail/time.hpp>
 #include <leaselock/holder_process.hpp>
+#include <leaselock/limits.hpp>
 #include <leaselock/mode.hpp>
 #include <leaselock/token.hpp>
 
@@ -105,12 +106,13 @@ class Lease {
     return detail::from_nanos<Clock>(keep_alive_ ? keep_alive_->expires_at.load() : expires_at_);
   }
 
-  /// Extends the lease to now + ttl. Returns false if it is no longer held (expired and
-  /// taken, or released) or the guard is empty. Throws std::invalid_argument if ttl <= 0.
-  [[nodiscard]] bool renew(duration ttl) {
-    if (ttl <= duration::zero()) throw std::invalid_argument("leaselock: ttl must be > 0");
+  /// Extends the lease to now + ttl (any std::chrono duration; saturating, as
+  /// LockManager's TTLs). Returns false if it is no longer held (expired and taken, or
+  /// released) or the guard is empty. Throws std::invalid_argument if ttl <= 0.
+  [[nodiscard]] bool renew(detail::AnyDuration ttl) {
+    detail::validate_ttl(ttl.count());
     if (!issuer_) return false;
-    auto expires_at = issuer_->renew_lease(key_.view(), token_, detail::to_nanos(ttl), handle_);
+    auto expires_at = issuer_->renew_lease(key_.view(), token_, ttl.count(), handle_);
     if (!expires_at) return false;
     expires_at_ = *expires_at;
     if (keep_alive_) keep_alive_->expires_at.store(expires_at_);
@@ -267,7 +269,7 @@ class LeaseSet {
   }
 
   /// Renews every lease; true only if all were still held.
-  [[nodiscard]] bool renew(duration ttl) {
+  [[nodiscard]] bool renew(detail::AnyDuration ttl) {
     bool all = !leases_.empty();
     for (auto& lease : leases_) all = lease.renew(ttl) && all;
     return all;

@@ -1,8 +1,8 @@
 // leaselock/limits.hpp — the documented limits on keys and owners, and their checks.
 //
 // A key is 1 to max_key_size bytes, any bytes but NUL (a full path fits). An owner is
-// at most max_owner_size bytes, no NUL. TTLs are > 0. Anything else is refused with
-// std::invalid_argument naming the reason, before any state is touched.
+// at most max_owner_size bytes, no NUL. TTLs are > 0 (at least 1 ns). Anything else is
+// refused with std::invalid_argument naming the reason, before any state is touched.
 #pragma once
 
 #include <cstddef>
@@ -71,9 +71,9 @@ inline void validate_owner(std::string_view owner) {
   if (owner.find('\0') != std::string_view::npos) throw_invalid("owner contains a NUL byte");
 }
 
-template <class Duration>
-void validate_ttl(Duration ttl) {
-  if (ttl <= Duration::zero()) throw_invalid("ttl must be > 0");
+/// `ttl_nanos`: the TTL as detail::AnyDuration gives it (saturated nanoseconds).
+inline void validate_ttl(std::int64_t ttl_nanos) {
+  if (ttl_nanos <= 0) throw_invalid("ttl must be > 0");
 }
 
 }  // namespace detail

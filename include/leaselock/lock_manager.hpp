@@ -18,11 +18,24 @@
 //   if (!reader) { /* still busy after 200 ms */ }
 // @endcode
 //
+// Durations: every `ttl` and `wait` is a std::chrono duration of any unit (seconds,
+// hours, duration<double>, ...), converted once to nanoseconds that saturate instead of
+// overflowing (detail::AnyDuration): a wait of hours::max() waits as long as it takes,
+// and a TTL too long for 64-bit nanoseconds (over ~292 years) is clamped to the longest
+// the clock can show — the lease expires at time_point::max(), practically never.
+//
 // Timeouts: `wait` is how long to wait; zero or negative means one immediate try. A
-// deadline (the *_until forms) that has already passed also means one immediate try.
+// deadline (the *_until forms, on the manager's clock, in any duration) that has already
+// passed also means one immediate try; time_point::max() waits as long as it takes.
 // A timed-out request returns an empty Lease, never throws. Invalid input (empty key,
-// key with NUL, key over max_key_size, ttl <= 0, owner over max_owner_size) throws
-// std::invalid_argument before anything is changed.
+// key with NUL, key over max_key_size, ttl <= 0 or under 1 ns, owner over
+// max_owner_size) throws std::invalid_argument before anything is changed.
+//
+// Re-acquiring a key the calling thread already holds is not detected: the request
+// waits like any other, so an exclusive one waits out the thread's own lease (its TTL,
+// or the wait). A Lease may move to another thread and an owner names a whole manager,
+// so "this thread holds it" cannot be known here without false alarms; NamedMutex,
+// whose locks belong to threads as a std mutex's do, refuses it (see named_mutex.hpp).
 #pragma once
 
 #include <algorithm>
@@ -85,22 +98,25 @@ class LockManager final : private detail::LeaseIssuer<Clock>, private detail::Re
 
   /// Tries to take `key` in `mode` for `ttl`, waiting up to `wait` (zero or negative:
   /// one try). Returns an empty Lease if it is still not available by then.
-  [[nodiscard]] Lease try_acquire(std::string_view key, Mode mode, duration ttl,
-                                  duration wait = duration::zero(), std::string_view owner = {}) {
-    if (wait <= duration::zero()) return take(key, mode, ttl, kOneTry, owner, kOneTry);
+  [[nodiscard]] Lease try_acquire(std::string_view key, Mode mode, detail::AnyDuration ttl,
+                                  detail::AnyDuration wait = {}, std::string_view owner = {}) {
+    if (wait.count() <= 0) return take(key, mode, ttl, kOneTry, owner, kOneTry);
     const detail::Nanos now = detail::now_nanos(clock_);
-    return take(key, mode, ttl, detail::add_saturated(now, detail::to_nanos(wait)), owner, now);
+    return take(key, mode, ttl, detail::add_saturated(now, wait.count()), owner, now);
   }
 
   /// Like try_acquire, with a deadline on the manager's clock instead of a wait.
-  [[nodiscard]] Lease try_acquire_until(std::string_view key, Mode mode, duration ttl,
-                                        time_point deadline, std::string_view owner = {}) {
+  template <class Duration>
+  [[nodiscard]] Lease try_acquire_until(std::string_view key, Mode mode, detail::AnyDuration ttl,
+                                        const std::chrono::time_point<Clock, Duration>& deadline,
+                                        std::string_view owner = {}) {
     const detail::Nanos now = detail::now_nanos(clock_);
-    return take(key, mode, ttl, std::max(now, detail::to_nanos<Clock>(deadline)), owner, now);
+    return take(key, mode, ttl, std::max(now, detail::to_nanos(deadline.time_since_epoch())), owner,
+                now);
   }
 
   /// Takes `key`, waiting as long as it takes. Never returns an empty Lease.
-  [[nodiscard]] Lease acquire(std::string_view key, Mode mode, duration ttl,
+  [[nodiscard]] Lease acquire(std::string_view key, Mode mode, detail::AnyDuration ttl,
                               std::string_view owner = {}) {
     return take(key, mode, ttl, detail::kForever, owner, detail::now_nanos(clock_));
   }
@@ -112,21 +128,23 @@ class LockManager final : private detail::LeaseIssuer<Clock>, private detail::Re
   /// Every lease of a returned set is live, with at least half of `ttl` left: a lease
   /// that lost more while later keys were awaited is renewed for `ttl`, and if one
   /// expired meanwhile, everything is released and taken again within the wait.
-  [[nodiscard]] LeaseSet try_acquire_all(std::vector<LockRequest> requests, duration ttl,
-                                         duration wait = duration::zero(),
+  [[nodiscard]] LeaseSet try_acquire_all(std::vector<LockRequest> requests, detail::AnyDuration ttl,
+                                         detail::AnyDuration wait = {},
                                          std::string_view owner = {}) {
     const detail::Nanos now = detail::now_nanos(clock_);
     const detail::Nanos deadline =
-        wait > duration::zero() ? detail::add_saturated(now, detail::to_nanos(wait)) : now;
+        wait.count() > 0 ? detail::add_saturated(now, wait.count()) : now;
     return take_all(std::move(requests), ttl, deadline, owner);
   }
 
-  [[nodiscard]] LeaseSet try_acquire_all_until(std::vector<LockRequest> requests, duration ttl,
-                                               time_point deadline, std::string_view owner = {}) {
-    return take_all(std::move(requests), ttl, detail::to_nanos<Clock>(deadline), owner);
+  template <class Duration>
+  [[nodiscard]] LeaseSet try_acquire_all_until(
+      std::vector<LockRequest> requests, detail::AnyDuration ttl,
+      const std::chrono::time_point<Clock, Duration>& deadline, std::string_view owner = {}) {
+    return take_all(std::move(requests), ttl, detail::to_nanos(deadline.time_since_epoch()), owner);
   }
 
-  [[nodiscard]] LeaseSet acquire_all(std::vector<LockRequest> requests, duration ttl,
+  [[nodiscard]] LeaseSet acquire_all(std::vector<LockRequest> requests, detail::AnyDuration ttl,
                                      std::string_view owner = {}) {
     return take_all(std::move(requests), ttl, detail::kForever, owner);
   }
@@ -140,10 +158,10 @@ class LockManager final : private detail::LeaseIssuer<Clock>, private detail::Re
 
   /// Extends the live lease `token` holds on `key` to now + ttl. Returns false if the
   /// lease has already expired or is not held by that token.
-  bool renew(std::string_view key, const Token& token, duration ttl) {
+  bool renew(std::string_view key, const Token& token, detail::AnyDuration ttl) {
     detail::validate_key(key);
-    detail::validate_ttl(ttl);
-    return renew_lease(key, token, detail::to_nanos(ttl), nullptr).has_value();
+    detail::validate_ttl(ttl.count());
+    return renew_lease(key, token, ttl.count(), nullptr).has_value();
   }
 
   /// Makes `process` the process that the lease `token` holds on `key` lives and dies
@@ -198,7 +216,7 @@ class LockManager final : private detail::LeaseIssuer<Clock>, private detail::Re
   }
 
   /// A std-compatible mutex view of `key` whose every lock is a lease for `ttl`.
-  [[nodiscard]] NamedMutex mutex(std::string_view key, duration ttl) {
+  [[nodiscard]] NamedMutex mutex(std::string_view key, detail::AnyDuration ttl) {
     return NamedMutex(*this, key, ttl);
   }
 
@@ -220,16 +238,16 @@ class LockManager final : private detail::LeaseIssuer<Clock>, private detail::Re
   static constexpr detail::Nanos kOneTry = std::numeric_limits<detail::Nanos>::min();
 
   // Acquisition, shared by every public form. `deadline` <= `now` means one try.
-  Lease take(std::string_view key, Mode mode, duration ttl, detail::Nanos deadline,
+  Lease take(std::string_view key, Mode mode, detail::AnyDuration ttl, detail::Nanos deadline,
              std::string_view owner, detail::Nanos now) {
     detail::validate_key(key);
-    detail::validate_ttl(ttl);
+    detail::validate_ttl(ttl.count());
     if (owner.empty()) {
       owner = owner_;
     } else {
       detail::validate_owner(owner);
     }
-    const detail::Request request{mode, detail::to_nanos(ttl), Token::generate(), owner};
+    const detail::Request request{mode, ttl.count(), Token::generate(), owner};
     Observer* const observer = observer_.load(std::memory_order_acquire);
     detail::ExpiredList expired;
     detail::ExpiredList* const sink = observer ? &expired : nullptr;
@@ -304,11 +322,11 @@ class LockManager final : private detail::LeaseIssuer<Clock>, private detail::Re
     }
   }
 
-  LeaseSet take_all(std::vector<LockRequest> requests, duration ttl, detail::Nanos deadline,
-                    std::string_view owner) {
+  LeaseSet take_all(std::vector<LockRequest> requests, detail::AnyDuration ttl,
+                    detail::Nanos deadline, std::string_view owner) {
     if (requests.empty()) detail::throw_invalid("try_acquire_all needs at least one key");
     for (const LockRequest& request : requests) detail::validate_key(request.key);
-    detail::validate_ttl(ttl);
+    detail::validate_ttl(ttl.count());
     if (!owner.empty()) detail::validate_owner(owner);
     std::sort(requests.begin(), requests.end(),
               [](const LockRequest& a, const LockRequest& b) { return a.key < b.key; });
@@ -340,10 +358,12 @@ class LockManager final : private detail::LeaseIssuer<Clock>, private detail::Re
   // True when every lease of a just-completed set is live. Those with less than half
   // their TTL left (they waited for later keys) are renewed for `ttl`; a renewal fails
   // only for a lease that expired meanwhile.
-  bool still_held(std::vector<Lease>& leases, duration ttl) {
-    const time_point now = clock_.now();
+  bool still_held(std::vector<Lease>& leases, detail::AnyDuration ttl) {
+    const detail::Nanos now = detail::now_nanos(clock_);
     for (Lease& lease : leases) {
-      if (lease.expires_at() - now >= ttl / 2) continue;
+      const detail::Nanos left =
+          detail::subtract_saturated(detail::to_nanos(lease.expires_at().time_since_epoch()), now);
+      if (left >= ttl.count() / 2) continue;
       if (!lease.renew(ttl)) return false;
     }
     return true;

@@ -4,7 +4,8 @@
 // with a leaselock key: every lock() / lock_shared() takes a lease on the key for the
 // mutex's TTL, and unlock() / unlock_shared() releases it. Get one from
 // LockManager::mutex(key, ttl). One NamedMutex may be shared by threads like a
-// std::shared_mutex: each thread's shared lock is its own lease.
+// std::shared_mutex: each lock belongs to the thread that took it, as a std mutex's does,
+// and is its own lease.
 //
 // @code
 //   auto m = locks.mutex("inventory.db", std::chrono::seconds(30));
@@ -14,21 +15,43 @@
 //   if (std::shared_lock<decltype(m)> read(m, std::chrono::milliseconds(100)); read) { }
 // @endcode
 //
-// A lease can run out while "locked" (a TTL is a promise, not a mutex): then unlock()
-// has nothing to release and does nothing; lost_lock() tells whether that happened.
-// unlock() of a mutex this thread does not hold does nothing either.
+// A lease can run out while "locked" (a TTL is a promise, not a mutex): another thread,
+// through this view or any other, may then take the key. The thread's unlock() still
+// ends only its own grant — releasing nothing, since it expired — and lost_lock() says
+// so; it never touches a grant another thread got meanwhile.
+//
+// What std leaves undefined, done here:
+// - unlock() / unlock_shared() by a thread that holds no lock of that kind on this view
+//   does nothing (and lost_lock() turns false).
+// - A call that may wait — lock(), lock_shared(), try_lock_for/until and
+//   try_lock_shared_for/until — by a thread that already holds a lock of either kind on
+//   this view throws std::system_error (resource_deadlock_would_occur): with leases it
+//   would wait out the thread's own TTL (an exclusive request behind its own lease, or a
+//   shared one queued behind a writer that waits for it). Checked in every build; it
+//   costs one look at this view's list of grants. The one-try forms try as any thread
+//   would: try_lock() fails, try_lock_shared() beside the thread's own shared lock
+//   takes a second lease, which the next unlock_shared() ends first.
+// Timeouts: any std::chrono duration, and deadlines on any clock. A duration too long for
+// 64-bit nanoseconds (hours::max(), seconds::max()) or time_point::max() waits as long as
+// it takes. A deadline on another clock than the manager's is re-checked on its own
+// clock each time the wait ends, so the call returns false only once that clock has
+// reached the deadline; zero, negative or past: one try.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <iterator>
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <thread>
 #include <type_traits>
 #include <utility>
 #include <vector>
 
+#include <leaselock/detail/time.hpp>
 #include <leaselock/limits.hpp>
 #include <leaselock/mode.hpp>
 
@@ -42,17 +65,18 @@ class NamedMutex {
   using time_point = typename Manager::time_point;
   using Lease = typename Manager::Lease;
 
-  NamedMutex(Manager& manager, std::string_view key, duration ttl)
+  /// A view of `key` whose every lock is a lease for `ttl` (any std::chrono duration).
+  /// Throws std::invalid_argument for a bad key or a ttl <= 0.
+  NamedMutex(Manager& manager, std::string_view key, detail::AnyDuration ttl)
       : manager_(&manager), key_(key), ttl_(ttl) {
     // Validate now, so that lock() fails for the same reason any time.
     detail::validate_key(key_);
-    detail::validate_ttl(ttl_);
+    detail::validate_ttl(ttl_.count());
   }
   NamedMutex(NamedMutex&& other) noexcept
       : manager_(other.manager_), key_(std::move(other.key_)), ttl_(other.ttl_) {
     std::lock_guard<std::mutex> lock(other.mutex_);
-    exclusive_ = std::move(other.exclusive_);
-    shared_ = std::move(other.shared_);
+    grants_ = std::move(other.grants_);
   }
   NamedMutex(const NamedMutex&) = delete;
   NamedMutex& operator=(const NamedMutex&) = delete;
@@ -61,90 +85,123 @@ class NamedMutex {
   const std::string& key() const noexcept { return key_; }
 
   // Exclusive (Lockable, TimedLockable).
-  void lock() { keep_exclusive(manager_->acquire(key_, Mode::exclusive, ttl_)); }
-  bool try_lock() { return keep_exclusive(manager_->try_acquire(key_, Mode::exclusive, ttl_)); }
+
+  /// Waits as long as it takes for an exclusive lease.
+  void lock() {
+    keep(Mode::exclusive, kWaits, [&] { return manager_->acquire(key_, Mode::exclusive, ttl_); });
+  }
+  /// One try; false if the key is busy.
+  [[nodiscard]] bool try_lock() {
+    return keep(Mode::exclusive, kOneTry,
+                [&] { return manager_->try_acquire(key_, Mode::exclusive, ttl_); });
+  }
+  /// Waits up to `wait` (any duration); false on timeout.
   template <class Rep, class Period>
-  bool try_lock_for(const std::chrono::duration<Rep, Period>& wait) {
-    return keep_exclusive(manager_->try_acquire(key_, Mode::exclusive, ttl_, to_wait(wait)));
+  [[nodiscard]] bool try_lock_for(const std::chrono::duration<Rep, Period>& wait) {
+    return keep(Mode::exclusive, kWaits,
+                [&] { return manager_->try_acquire(key_, Mode::exclusive, ttl_, wait); });
   }
+  /// Waits until `deadline` (any clock, any duration); false once it has passed.
   template <class C, class D>
-  bool try_lock_until(const std::chrono::time_point<C, D>& deadline) {
-    return keep_exclusive(acquire_until(Mode::exclusive, deadline));
+  [[nodiscard]] bool try_lock_until(const std::chrono::time_point<C, D>& deadline) {
+    return keep(Mode::exclusive, kWaits, [&] { return acquire_until(Mode::exclusive, deadline); });
   }
-  void unlock() {
-    Lease lease;
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      lease = std::move(exclusive_);
-    }
-    lost_ = lease && !lease.release();
-  }
+  /// Releases the calling thread's exclusive lock; nothing if it holds none.
+  void unlock() { end(Mode::exclusive); }
 
   // Shared (SharedLockable, SharedTimedLockable).
-  void lock_shared() { keep_shared(manager_->acquire(key_, Mode::shared, ttl_)); }
-  bool try_lock_shared() { return keep_shared(manager_->try_acquire(key_, Mode::shared, ttl_)); }
+
+  void lock_shared() {
+    keep(Mode::shared, kWaits, [&] { return manager_->acquire(key_, Mode::shared, ttl_); });
+  }
+  [[nodiscard]] bool try_lock_shared() {
+    return keep(Mode::shared, kOneTry,
+                [&] { return manager_->try_acquire(key_, Mode::shared, ttl_); });
+  }
   template <class Rep, class Period>
-  bool try_lock_shared_for(const std::chrono::duration<Rep, Period>& wait) {
-    return keep_shared(manager_->try_acquire(key_, Mode::shared, ttl_, to_wait(wait)));
+  [[nodiscard]] bool try_lock_shared_for(const std::chrono::duration<Rep, Period>& wait) {
+    return keep(Mode::shared, kWaits,
+                [&] { return manager_->try_acquire(key_, Mode::shared, ttl_, wait); });
   }
   template <class C, class D>
-  bool try_lock_shared_until(const std::chrono::time_point<C, D>& deadline) {
-    return keep_shared(acquire_until(Mode::shared, deadline));
+  [[nodiscard]] bool try_lock_shared_until(const std::chrono::time_point<C, D>& deadline) {
+    return keep(Mode::shared, kWaits, [&] { return acquire_until(Mode::shared, deadline); });
   }
-  void unlock_shared() {
+  /// Releases the calling thread's shared lock; nothing if it holds none.
+  void unlock_shared() { end(Mode::shared); }
+
+  /// True if the last unlock (by any thread) found its lease already expired.
+  bool lost_lock() const noexcept { return lost_; }
+
+ private:
+  // One lock: the thread it belongs to, and its lease.
+  struct Grant {
+    std::thread::id thread;
+    Mode mode;
+    Lease lease;
+  };
+
+  static constexpr bool kWaits = true;
+  static constexpr bool kOneTry = false;
+
+  // Takes a lease with `take` for the calling thread; a request that `waits` is refused
+  // if the thread holds a lock here already.
+  template <class Take>
+  bool keep(Mode mode, bool waits, Take&& take) {
+    const std::thread::id self = std::this_thread::get_id();
+    if (waits) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      for (const Grant& grant : grants_)
+        if (grant.thread == self)
+          throw std::system_error(std::make_error_code(std::errc::resource_deadlock_would_occur),
+                                  "leaselock: this thread already holds NamedMutex '" + key_ +
+                                      "'; a second lock would wait out its own lease");
+    }
+    Lease lease = take();
+    if (!lease) return false;
+    std::lock_guard<std::mutex> lock(mutex_);
+    grants_.push_back(Grant{self, mode, std::move(lease)});
+    return true;
+  }
+
+  // Ends the calling thread's lock in `mode`, if it has one.
+  void end(Mode mode) {
     Lease lease;
     {
       std::lock_guard<std::mutex> lock(mutex_);
       const auto self = std::this_thread::get_id();
-      for (auto it = shared_.begin(); it != shared_.end(); ++it) {
-        if (it->first != self) continue;
-        lease = std::move(it->second);
-        shared_.erase(it);
-        break;
+      // The thread's latest lock of that kind first.
+      const auto it = std::find_if(grants_.rbegin(), grants_.rend(), [&](const Grant& grant) {
+        return grant.thread == self && grant.mode == mode;
+      });
+      if (it != grants_.rend()) {
+        lease = std::move(it->lease);
+        grants_.erase(std::next(it).base());
       }
     }
     lost_ = lease && !lease.release();
   }
 
-  /// True if the last unlock found its lease already expired.
-  bool lost_lock() const noexcept { return lost_; }
-
- private:
-  template <class Rep, class Period>
-  static duration to_wait(const std::chrono::duration<Rep, Period>& wait) {
-    return std::chrono::duration_cast<duration>(wait);
-  }
-
   template <class C, class D>
   Lease acquire_until(Mode mode, const std::chrono::time_point<C, D>& deadline) {
     if constexpr (std::is_same_v<C, clock_type>) {
-      return manager_->try_acquire_until(key_, mode, ttl_,
-                                         std::chrono::time_point_cast<duration>(deadline));
+      return manager_->try_acquire_until(key_, mode, ttl_, deadline);
     } else {
-      return manager_->try_acquire(key_, mode, ttl_, to_wait(deadline - C::now()));
+      // Wait on the manager's clock for what is left by the caller's clock, as often as
+      // that wait ends before the caller's clock reaches the deadline.
+      for (;;) {
+        const detail::Nanos left = detail::nanos_until(deadline);
+        Lease lease = manager_->try_acquire(key_, mode, ttl_, std::chrono::nanoseconds(left));
+        if (lease || left <= 0 || detail::nanos_until(deadline) <= 0) return lease;
+      }
     }
-  }
-
-  bool keep_exclusive(Lease lease) {
-    if (!lease) return false;
-    std::lock_guard<std::mutex> lock(mutex_);
-    exclusive_ = std::move(lease);
-    return true;
-  }
-
-  bool keep_shared(Lease lease) {
-    if (!lease) return false;
-    std::lock_guard<std::mutex> lock(mutex_);
-    shared_.emplace_back(std::this_thread::get_id(), std::move(lease));
-    return true;
   }
 
   Manager* manager_;
   std::string key_;
-  duration ttl_;
+  detail::AnyDuration ttl_;
   std::mutex mutex_;
-  Lease exclusive_;
-  std::vector<std::pair<std::thread::id, Lease>> shared_;
+  std::vector<Grant> grants_;
   std::atomic<bool> lost_{false};
 };
 

@@ -25,11 +25,17 @@ constexpr Nanos add_saturated(Nanos a, Nanos b) noexcept {
   return a + b;
 }
 
-/// A duration in nanoseconds, saturating instead of overflowing.
+constexpr Nanos subtract_saturated(Nanos a, Nanos b) noexcept {
+  if (b == std::numeric_limits<Nanos>::min()) return a >= 0 ? kForever : a - b;
+  return add_saturated(a, -b);
+}
+
+/// A duration in nanoseconds, saturating instead of overflowing (NaN counts as zero).
 template <class Rep, class Period>
 constexpr Nanos to_nanos(std::chrono::duration<Rep, Period> d) noexcept {
   using Wide = std::chrono::duration<long double, std::nano>;
   const long double wide = std::chrono::duration_cast<Wide>(d).count();
+  if (wide != wide) return 0;
   if (wide >= static_cast<long double>(kForever)) return kForever;
   if (wide <= static_cast<long double>(std::numeric_limits<Nanos>::min()))
     return std::numeric_limits<Nanos>::min();
@@ -39,6 +45,31 @@ constexpr Nanos to_nanos(std::chrono::duration<Rep, Period> d) noexcept {
 template <class Clock>
 Nanos to_nanos(typename Clock::time_point t) noexcept {
   return to_nanos(t.time_since_epoch());
+}
+
+/// What every TTL, wait and interval parameter of the library takes: a std::chrono
+/// duration of any unit and representation, converted once, here, to nanoseconds that
+/// saturate instead of overflowing. So `std::chrono::hours::max()` is "practically
+/// forever" (about 292 years), never a negative or tiny value.
+class AnyDuration {
+ public:
+  constexpr AnyDuration() noexcept = default;
+  template <class Rep, class Period>
+  constexpr AnyDuration(const std::chrono::duration<Rep, Period>& d) noexcept  // NOLINT
+      : nanos_(to_nanos(d)) {}
+  /// Nanoseconds, in [min, kForever].
+  constexpr Nanos count() const noexcept { return nanos_; }
+
+ private:
+  Nanos nanos_ = 0;
+};
+
+/// How far `deadline` is from its clock's now, in saturated nanoseconds (negative if
+/// past). Works for any clock and any time_point duration, time_point::max() included.
+template <class Clock, class Duration>
+Nanos nanos_until(const std::chrono::time_point<Clock, Duration>& deadline) {
+  return subtract_saturated(to_nanos(deadline.time_since_epoch()),
+                            to_nanos(Clock::now().time_since_epoch()));
 }
 
 template <class Clock>
