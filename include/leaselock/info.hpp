@@ -2,8 +2,12 @@
 //
 // LockInfo is one key that is held now; HolderInfo is one of its current holders. Both
 // are snapshots: by the time you read them, leases may have been released or expired.
-// Tokens are secrets: a HolderInfo carries one so that an operator tool can release a
-// stuck lease; do not log it.
+// Tokens are secrets. A token is the right to release and renew its lease, and status()
+// and list() give every holder's token to whoever calls them — so that an operator's C++
+// tool can release a stuck lease. Only code trusted with every lease of the manager may
+// see a HolderInfo's token: never log it, print it or send it on. The library's own front
+// ends (the `leaselock` command, the MCP server) never show another holder's token; a
+// front end of yours must leave HolderInfo::token out of what it shows just the same.
 #pragma once
 
 #include <chrono>
@@ -20,6 +24,7 @@ namespace leaselock {
 /// One current holder of a key.
 template <class Clock = std::chrono::steady_clock>
 struct HolderInfo {
+  /// The holder's token: a secret (see above), for release(key, token) by trusted code.
   Token token;
   Mode mode = Mode::exclusive;
   std::string owner;
