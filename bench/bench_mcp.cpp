@@ -5,9 +5,10 @@
 // Over stdio (the server a child process on pipes) and over HTTP (one keep-alive
 // connection to `--http 127.0.0.1:0`): the round trip of a ping — the transport and JSON
 // framing alone, the baseline — beside the round trips of lock_file and unlock_file, and
-// their ratio. Then calls per second with 4 clients (stdio: 4 servers, as 4 agents run
-// them; HTTP: 4 connections to one server), each locking and unlocking its own file,
-// beside 1 client in the same run. Medians of interleaved repetitions.
+// their ratio (medians per call, the calls interleaved). Then calls per second with 4
+// clients (stdio: 4 servers, as 4 agents run them; HTTP: 4 connections to one server),
+// each locking and unlocking its own file, beside 1 client in the same run (medians of
+// alternating windows).
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -227,31 +228,38 @@ class HttpChannel final : public Channel {
 struct Config {
   int reps = 7;
   int calls = 2000;  // per repetition, per measured operation
-  double seconds = 1.0;
+  double seconds = 0.5;
 };
 
 struct RoundTrips {
   double ping_us, lock_us, unlock_us;
 };
 
-// Medians over interleaved repetitions of: `calls` pings, `calls` lock+unlock pairs.
+// Per-call medians, the calls interleaved (ping, lock_file, ping, unlock_file, ...) so
+// that whatever else the machine does weighs on the baseline and the tools alike.
 RoundTrips round_trips(Channel& channel, const Config& cfg) {
   std::vector<double> ping, lock, unlock;
-  for (int rep = 0; rep < cfg.reps; ++rep) {
-    std::int64_t start = mono_ns();
-    for (int i = 0; i < cfg.calls; ++i) channel.ping();
-    ping.push_back(static_cast<double>(mono_ns() - start) / cfg.calls / 1000.0);
-    std::int64_t locking = 0, unlocking = 0;
-    for (int i = 0; i < cfg.calls; ++i) {
-      const std::int64_t t0 = mono_ns();
-      const std::string id = channel.lock("/srv/project/src/main.cpp");
-      const std::int64_t t1 = mono_ns();
-      channel.unlock("/srv/project/src/main.cpp", id);
-      unlocking += mono_ns() - t1;
-      locking += t1 - t0;
-    }
-    lock.push_back(static_cast<double>(locking) / cfg.calls / 1000.0);
-    unlock.push_back(static_cast<double>(unlocking) / cfg.calls / 1000.0);
+  const std::size_t n = static_cast<std::size_t>(cfg.reps) * static_cast<std::size_t>(cfg.calls);
+  ping.reserve(2 * n);
+  lock.reserve(n);
+  unlock.reserve(n);
+  const auto us = [](std::int64_t from, std::int64_t to) {
+    return static_cast<double>(to - from) / 1000.0;
+  };
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::int64_t t0 = mono_ns();
+    channel.ping();
+    const std::int64_t t1 = mono_ns();
+    const std::string id = channel.lock("/srv/project/src/main.cpp");
+    const std::int64_t t2 = mono_ns();
+    channel.ping();
+    const std::int64_t t3 = mono_ns();
+    channel.unlock("/srv/project/src/main.cpp", id);
+    const std::int64_t t4 = mono_ns();
+    ping.push_back(us(t0, t1));
+    lock.push_back(us(t1, t2));
+    ping.push_back(us(t2, t3));
+    unlock.push_back(us(t3, t4));
   }
   return {median(ping), median(lock), median(unlock)};
 }
@@ -324,8 +332,8 @@ int main(int argc, char** argv) {
   utsname uts{};
   ::uname(&uts);
   std::printf(
-      "machine: %ld CPUs online, %s, Linux %s; %d reps x %d calls, medians; load average "
-      "(1, 5 min): %s\n\n",
+      "machine: %ld CPUs online, %s, Linux %s; %d x %d calls of each kind, medians; load "
+      "average (1, 5 min): %s\n\n",
       ::sysconf(_SC_NPROCESSORS_ONLN), bench::cpu_model().c_str(), uts.release, cfg.reps, cfg.calls,
       bench::loadavg().c_str());
 
@@ -353,7 +361,7 @@ int main(int argc, char** argv) {
       }
     }
     std::vector<double> one, four;
-    for (int rep = 0; rep < std::max(3, cfg.reps / 2); ++rep) {
+    for (int rep = 0; rep < cfg.reps; ++rep) {
       one.push_back(calls_per_second(channels, 1, cfg));
       four.push_back(calls_per_second(channels, 4, cfg));
     }

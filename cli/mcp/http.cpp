@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -133,6 +134,9 @@ class HttpServer {
         std::fprintf(stderr, "leaselock mcp: accept failed: %s\n", std::strerror(errno));
         return 69;
       }
+      // Each message goes out in one send(): never hold one back waiting for an ACK.
+      const int one = 1;
+      ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
       if (connections_.fetch_add(1) >= limits_.max_connections) {
         http::Connection refused(fd);
         refused.respond(503, {{"Retry-After", "1"}, {"Content-Type", "application/json"}},
