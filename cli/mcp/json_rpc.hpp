@@ -59,8 +59,8 @@ json error_response(const json& id, const RpcError& error);
 json notification(const std::string& method, json params);
 
 /// One line of JSON text, as json::dump() writes it but faster (each message is written
-/// once whole, and a tool result twice: as text and as structuredContent). Bytes that are
-/// not UTF-8 (keys may hold any) become U+FFFD.
+/// once whole, and a tool result twice: as text and as structuredContent). Each byte that
+/// is not part of valid UTF-8 (keys may hold any bytes) becomes U+FFFD.
 std::string dump(const json& value);
 
 /// A request id as a map key ("7" and "\"7\"" differ, as they do on the wire).
