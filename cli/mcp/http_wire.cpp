@@ -164,6 +164,13 @@ bool Connection::read_request(Request& request, std::size_t max_head, std::size_
     }
     length = static_cast<std::size_t>(value);
   }
+  // curl, for one, waits a second for this before sending a body over 1 KiB.
+  if (buffer_.size() < length) {
+    const std::string* expect = request.header("expect");
+    if (expect && lower(*expect) == "100-continue" &&
+        !write_all(fd_, "HTTP/1.1 100 Continue\r\n\r\n", /*socket=*/true))
+      return false;
+  }
   while (buffer_.size() < length)
     if (!fill()) {
       if (failure->status == 0) failure->status = -1;  // closed mid-body: just close
