@@ -200,6 +200,25 @@ async function httpFaults() {
     { ...auth, 'MCP-Protocol-Version': '2026-07-28', 'Mcp-Method': 'tools/call', 'Mcp-Name': '=?base64?bG9ja19maWxl?=' });
   check('http: modern tools/call (Base64 Mcp-Name)', r.status === 200 && r.body.result.structuredContent.acquired === true, r.body);
 
+  // A client that sends Expect: 100-continue holds its body back until it is asked for it.
+  const continued = await new Promise((resolve) => {
+    const target = new URL(url);
+    const data = JSON.stringify({ jsonrpc: '2.0', id: 15, method: 'ping', params: { pad: 'x'.repeat(4096) } });
+    const request = http.request({
+      host: target.hostname, port: target.port, path: target.pathname, method: 'POST',
+      headers: { ...inSession, 'Content-Type': 'application/json', Accept: 'application/json',
+        Expect: '100-continue', 'Content-Length': Buffer.byteLength(data) },
+    }, (response) => {
+      response.resume();
+      resolve(response.statusCode);
+    });
+    request.on('continue', () => request.end(data));
+    request.on('error', (error) => resolve(String(error)));
+    setTimeout(() => resolve('no 100 Continue within 3 s'), 3000);
+    request.flushHeaders();
+  });
+  check('http: Expect: 100-continue is answered', continued === 200, continued);
+
   r = await post(url, { jsonrpc: '2.0', id: 13, method: 'tools/list' }, inSession);
   check('http: still serving after the faults', r.status === 200 && r.body.result.tools.length === 5, r.status);
   r = await post(url, '', { ...inSession, 'Content-Length': 0 }, 'DELETE');
