@@ -76,8 +76,8 @@ class ArgParser {
   /// `command` names the subcommand in messages ("run" -> "see 'leaselock run --help'");
   /// `help` is its usage and own options, printed (with COMMON's) for -h/--help. The
   /// COMMON options go into `common`.
-  ArgParser(std::string command, const char* help, CommonOptions& common)
-      : command_(std::move(command)), help_(help) {
+  ArgParser(std::string command, std::string help, CommonOptions& common)
+      : command_(std::move(command)), help_(std::move(help)) {
     add_common(common);
   }
 
@@ -101,7 +101,7 @@ class ArgParser {
     bool help = false;
     scan(args, parsed, help);
     if (help) {
-      std::fputs(help_, stdout);
+      std::fputs(help_.c_str(), stdout);
       std::fputs(kCommonOptionsHelp, stdout);
       std::fflush(stdout);
       return std::nullopt;
@@ -230,7 +230,7 @@ class ArgParser {
   }
 
   std::string command_;
-  const char* help_;
+  std::string help_;
   std::vector<Spec> specs_;
   CommonOptions* common_ = nullptr;
   bool dir_given_ = false;

@@ -14,6 +14,7 @@
 #include "errors.hpp"
 #include "json_out.hpp"
 #include "options.hpp"
+#include "output.hpp"
 #include "timestamps.hpp"
 
 namespace leaselock::cli {
@@ -27,7 +28,8 @@ struct RequestOptions {
   int busy_code = exit_code::busy;
 };
 
-/// The help lines for the options add_request_options() declares (all but --ttl).
+/// The help lines for the options add_request_options() declares (all but --ttl), to
+/// follow a subcommand's "options:" lines.
 inline constexpr const char* kRequestOptionsHelp =
     "  -x, --exclusive exclusive lease (the default)\n"
     "  -s, --shared    shared lease: any number of shared holders, no exclusive one\n"
@@ -76,6 +78,25 @@ inline std::string busy_description(const std::optional<LockInfo>& info, const T
           human_duration(first.expires_at - now.steady_now()) + ")";
   if (info->waiters) text += "; " + std::to_string(info->waiters) + " waiting";
   return text;
+}
+
+/// Reports that KEY stayed busy (for `command`) and returns the busy exit code: with
+/// --json, {"key","acquired":false,"holders":[...],"waiters"} on stdout; otherwise one
+/// line on stderr saying who holds it. Never a token.
+inline int report_busy(const char* command, Manager& manager, const std::string& key,
+                       const CommonOptions& common, const RequestOptions& options) {
+  const std::optional<LockInfo> info = manager.status(key);
+  const TimeBridge now;
+  if (common.json) {
+    print_json(Json{{"key", key},
+                    {"acquired", false},
+                    {"holders", info ? holders_json(*info, now) : Json::array()},
+                    {"waiters", info ? info->waiters : 0}});
+  } else {
+    std::fprintf(stderr, "leaselock %s: '%s' is %s\n", command, key.c_str(),
+                 busy_description(info, now).c_str());
+  }
+  return options.busy_code;
 }
 
 }  // namespace leaselock::cli

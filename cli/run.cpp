@@ -56,6 +56,7 @@ constexpr const char* kRunHelp =
     "are passed on to it. Exits with CMD's status (128 + N if signal N killed it); 75 if\n"
     "KEY stayed busy; 76 if the lease was lost while CMD ran (CMD then gets SIGTERM, and\n"
     "SIGKILL a quarter of the TTL later, at most 5 s); 126/127 if CMD cannot be run.\n"
+    "With --json, a busy KEY prints {\"key\",\"acquired\":false,\"holders\",\"waiters\"}.\n"
     "\n"
     "options:\n"
     "  --ttl DUR       lease TTL, renewed every third of it (default 30s)\n"
@@ -222,7 +223,7 @@ int run_command(const Args& arguments) {
   CommonOptions common;
   RequestOptions request;
   std::optional<std::string> shell_command;
-  ArgParser parser("run", kRunHelp, common);
+  ArgParser parser("run", std::string(kRunHelp) + kRequestOptionsHelp, common);
   add_request_options(parser, request);
   parser.option({"-c", "--command"}, [&](const std::string& value) { shell_command = value; });
   const std::optional<ParsedArgs> args = parser.parse(arguments);
@@ -240,11 +241,7 @@ int run_command(const Args& arguments) {
 
   const auto manager = open_manager(common);
   Lease lease = take_lease(*manager, key, request);
-  if (!lease) {
-    std::fprintf(stderr, "leaselock run: '%s' is %s\n", key.c_str(),
-                 busy_description(manager->status(key), TimeBridge()).c_str());
-    return request.busy_code;
-  }
+  if (!lease) return report_busy("run", *manager, key, common, request);
 
   // From here on, the signals we wait for are blocked in this thread and in the renewal
   // thread keep_alive() starts, so that only sigwaitinfo() takes them.

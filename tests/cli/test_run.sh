@@ -66,6 +66,10 @@ case "$message" in
   "leaselock run: 'busy' is held exclusive by "*"(fence "*", expires in "*) ;;
   *) fail "busy message: $message" ;;
 esac
+busy=$(ll run -n --json busy -- true)
+check "run -n --json on a busy key exits 75" test $? -eq 75
+check "run -n --json on a busy key says acquired false" test "$(echo "$busy" | json .acquired)" = false
+check "run -n --json on a busy key shows its holder" test -n "$(echo "$busy" | json '.holders[0].owner')"
 check "the busy message names no token" test -z "$(echo "$message" | grep -E '[0-9a-f]{32}')"
 
 # status and list show the held key, but never its token (the command has it).
