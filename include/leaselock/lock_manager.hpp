@@ -101,7 +101,7 @@ class LockManager final : private detail::LeaseIssuer<Clock>, private detail::Re
   [[nodiscard]] Lease try_acquire(std::string_view key, Mode mode, detail::AnyDuration ttl,
                                   detail::AnyDuration wait = {}, std::string_view owner = {}) {
     if (wait.count() <= 0) return take(key, mode, ttl, kOneTry, owner, kOneTry);
-    const detail::Nanos now = detail::now_nanos(clock_);
+    const detail::Nanos now = storage_time();
     return take(key, mode, ttl, detail::add_saturated(now, wait.count()), owner, now);
   }
 
@@ -110,15 +110,16 @@ class LockManager final : private detail::LeaseIssuer<Clock>, private detail::Re
   [[nodiscard]] Lease try_acquire_until(std::string_view key, Mode mode, detail::AnyDuration ttl,
                                         const std::chrono::time_point<Clock, Duration>& deadline,
                                         std::string_view owner = {}) {
-    const detail::Nanos now = detail::now_nanos(clock_);
-    return take(key, mode, ttl, std::max(now, detail::to_nanos(deadline.time_since_epoch())), owner,
+    const detail::Nanos now = storage_time();
+    return take(key, mode, ttl,
+                std::max(now, from_clock(detail::to_nanos(deadline.time_since_epoch()))), owner,
                 now);
   }
 
   /// Takes `key`, waiting as long as it takes. Never returns an empty Lease.
   [[nodiscard]] Lease acquire(std::string_view key, Mode mode, detail::AnyDuration ttl,
                               std::string_view owner = {}) {
-    return take(key, mode, ttl, detail::kForever, owner, detail::now_nanos(clock_));
+    return take(key, mode, ttl, detail::kForever, owner, storage_time());
   }
 
   /// All-or-nothing over several keys, deadlock-free whatever their order: keys are taken
@@ -131,7 +132,7 @@ class LockManager final : private detail::LeaseIssuer<Clock>, private detail::Re
   [[nodiscard]] LeaseSet try_acquire_all(std::vector<LockRequest> requests, detail::AnyDuration ttl,
                                          detail::AnyDuration wait = {},
                                          std::string_view owner = {}) {
-    const detail::Nanos now = detail::now_nanos(clock_);
+    const detail::Nanos now = storage_time();
     const detail::Nanos deadline =
         wait.count() > 0 ? detail::add_saturated(now, wait.count()) : now;
     return take_all(std::move(requests), ttl, deadline, owner);
@@ -141,7 +142,8 @@ class LockManager final : private detail::LeaseIssuer<Clock>, private detail::Re
   [[nodiscard]] LeaseSet try_acquire_all_until(
       std::vector<LockRequest> requests, detail::AnyDuration ttl,
       const std::chrono::time_point<Clock, Duration>& deadline, std::string_view owner = {}) {
-    return take_all(std::move(requests), ttl, detail::to_nanos(deadline.time_since_epoch()), owner);
+    return take_all(std::move(requests), ttl,
+                    from_clock(detail::to_nanos(deadline.time_since_epoch())), owner);
   }
 
   [[nodiscard]] LeaseSet acquire_all(std::vector<LockRequest> requests, detail::AnyDuration ttl,
@@ -171,7 +173,7 @@ class LockManager final : private detail::LeaseIssuer<Clock>, private detail::Re
   [[nodiscard]] bool bind(std::string_view key, const Token& token, HolderProcess process) {
     detail::validate_key(key);
     return detail::bind_process(backend_, key, token, process, [&](detail::Record& record) {
-      return detail::find_live_holder(record, token, detail::now_nanos(clock_)) != nullptr;
+      return detail::find_live_holder(record, token, storage_time()) != nullptr;
     });
   }
 
@@ -183,21 +185,20 @@ class LockManager final : private detail::LeaseIssuer<Clock>, private detail::Re
     const std::optional<detail::Holder> found = backend_.update(
         key,
         [&](detail::Record& record) -> std::optional<detail::Holder> {
-          const detail::Holder* holder =
-              detail::find_live_holder(record, token, detail::now_nanos(clock_));
+          const detail::Holder* holder = detail::find_live_holder(record, token, storage_time());
           if (!holder) return std::nullopt;
           return *holder;
         },
         &handle);
     if (!found) return Lease{};
-    return Lease(this, handle, key, found->mode, token, found->fence, found->acquired_at,
-                 found->expires_at, found->expires_at - found->acquired_at);
+    return Lease(this, handle, key, found->mode, token, found->fence, to_clock(found->acquired_at),
+                 to_clock(found->expires_at), found->expires_at - found->acquired_at);
   }
 
   /// The key's live holders and queue, or nullopt if nobody holds it now.
   std::optional<LockInfo> status(std::string_view key) const {
     detail::validate_key(key);
-    const detail::Nanos now = detail::now_nanos(clock_);
+    const detail::Nanos now = storage_time();
     std::optional<LockInfo> info;
     backend_.read(key, [&](const detail::Record* record) {
       if (record) info = describe(key, *record, now);
@@ -207,7 +208,7 @@ class LockManager final : private detail::LeaseIssuer<Clock>, private detail::Re
 
   /// Every key held now, in no particular order.
   std::vector<LockInfo> list() const {
-    const detail::Nanos now = detail::now_nanos(clock_);
+    const detail::Nanos now = storage_time();
     std::vector<LockInfo> infos;
     backend_.read_all([&](std::string_view key, const detail::Record& record) {
       if (auto info = describe(key, record, now)) infos.push_back(std::move(*info));
@@ -260,7 +261,8 @@ class LockManager final : private detail::LeaseIssuer<Clock>, private detail::Re
       grant = backend_.update(
           key,
           [&](detail::Record& record) {
-            return detail::try_grant(record, request, detail::now_nanos(clock_), sink);
+            if (sink) sink->clear();  // a retried run reports only what it saw
+            return detail::try_grant(record, request, storage_time(), sink);
           },
           &handle);
     } else {
@@ -269,14 +271,14 @@ class LockManager final : private detail::LeaseIssuer<Clock>, private detail::Re
 
     if (observer) {
       report_expired(observer, key, expired);
-      const detail::Nanos waited = deadline <= now ? 0 : detail::now_nanos(clock_) - now;
+      const detail::Nanos waited = deadline <= now ? 0 : storage_time() - now;
       notify(observer, grant ? LockEventKind::acquired : LockEventKind::timed_out, key, mode,
              request.token, grant ? grant->fence : 0, owner, waited);
     }
     if (!grant) return Lease{};
     try {
-      return Lease(this, handle, key, mode, request.token, grant->fence, grant->acquired_at,
-                   grant->expires_at, request.ttl);
+      return Lease(this, handle, key, mode, request.token, grant->fence,
+                   to_clock(grant->acquired_at), to_clock(grant->expires_at), request.ttl);
     } catch (...) {  // no memory for a long key's copy: give the grant back
       release_lease(key, request.token, /*exact=*/false, handle);
       throw;
@@ -292,13 +294,15 @@ class LockManager final : private detail::LeaseIssuer<Clock>, private detail::Re
           key, request.token, clock_,
           [&](detail::Record& record) {
             using Step = detail::Step<Grant>;
-            const detail::Nanos now = detail::now_nanos(clock_);
+            const detail::Nanos now = storage_time();
             if (!queued) {
               if (auto grant = detail::try_grant(record, request, now, sink))
                 return Step::done(grant);
               if (now >= deadline) return Step::done(std::nullopt);
               ticket = detail::enqueue(record, request, deadline);
               queued = true;
+            } else {
+              ticket = detail::queued_ticket(record, request.token);  // a run may be retried
             }
             const detail::Poll poll = detail::poll(record, ticket, request, deadline, now, sink);
             switch (poll.kind) {
@@ -313,9 +317,7 @@ class LockManager final : private detail::LeaseIssuer<Clock>, private detail::Re
       // Leave nothing behind: not our place in the queue, nor a grant made meanwhile.
       if (queued) {
         backend_.update(key, [&](detail::Record& record) {
-          const detail::Nanos now = detail::now_nanos(clock_);
-          if (!detail::cancel(record, request.token, ticket, now))
-            detail::release(record, request.token, now, nullptr);
+          detail::withdraw(record, request.token, storage_time());
         });
       }
       throw;
@@ -343,7 +345,7 @@ class LockManager final : private detail::LeaseIssuer<Clock>, private detail::Re
       std::vector<Lease> leases;
       leases.reserve(keys.size());
       for (const LockRequest& request : keys) {
-        const detail::Nanos now = detail::now_nanos(clock_);
+        const detail::Nanos now = storage_time();
         Lease lease = take(request.key, request.mode, ttl, std::max(deadline, now), owner, now);
         if (!lease) return LeaseSet{};  // `leases` releases what was taken
         leases.push_back(std::move(lease));
@@ -351,7 +353,7 @@ class LockManager final : private detail::LeaseIssuer<Clock>, private detail::Re
       if (still_held(leases, ttl)) return LeaseSet(std::move(leases));
       // A key taken early expired while a later one was awaited (someone else may hold
       // it now): give everything back and start again with what is left of the wait.
-      if (detail::now_nanos(clock_) >= deadline) return LeaseSet{};
+      if (storage_time() >= deadline) return LeaseSet{};
     }
   }
 
@@ -379,10 +381,17 @@ class LockManager final : private detail::LeaseIssuer<Clock>, private detail::Re
     for (const detail::Holder& holder : record.holders) {
       if (holder.expires_at <= now) continue;
       info.holders.push_back(HolderInfo{holder.token, holder.mode, holder.owner, holder.fence,
-                                        detail::from_nanos<Clock>(holder.acquired_at),
-                                        detail::from_nanos<Clock>(holder.expires_at)});
+                                        detail::from_nanos<Clock>(to_clock(holder.acquired_at)),
+                                        detail::from_nanos<Clock>(to_clock(holder.expires_at))});
     }
     return info;
+  }
+
+  // Time as the storage judges it (the manager's clock unless the backend supplies it).
+  detail::Nanos storage_time() const { return detail::storage_now(backend_, clock_); }
+  detail::Nanos to_clock(detail::Nanos t) const { return detail::to_clock(backend_, clock_, t); }
+  detail::Nanos from_clock(detail::Nanos t) const {
+    return detail::from_clock(backend_, clock_, t);
   }
 
   // --- detail::LeaseIssuer ------------------------------------------------------------
@@ -395,11 +404,13 @@ class LockManager final : private detail::LeaseIssuer<Clock>, private detail::Re
     detail::ExpiredList* const sink = observer ? &expired : nullptr;
     std::optional<detail::Holder> released;
     const auto release = [&](detail::Record& record) {
+      released.reset();  // a run may be retried
+      if (sink) sink->clear();
       if (observer) {
         if (const detail::Holder* holder = detail::find_holder(record, token)) released = *holder;
       }
       return detail::release(
-          record, token, [this] { return detail::now_nanos(clock_); }, exact || observer, sink);
+          record, token, [this] { return storage_time(); }, exact || observer, sink);
     };
     const detail::Released outcome =
         handle ? backend_.update(handle, release, /*unpin=*/true) : backend_.update(key, release);
@@ -434,12 +445,15 @@ class LockManager final : private detail::LeaseIssuer<Clock>, private detail::Re
     detail::ExpiredList* const sink = observer ? &expired : nullptr;
     std::optional<detail::Holder> renewed;
     const auto renew = [&](detail::Record& record) {
-      auto result = detail::renew(record, token, ttl, detail::now_nanos(clock_), sink);
+      renewed.reset();  // a run may be retried
+      if (sink) sink->clear();
+      auto result = detail::renew(record, token, ttl, storage_time(), sink);
       if (result && observer) renewed = *detail::find_holder(record, token);
       return result;
     };
-    const auto expires_at =
+    auto expires_at =
         handle ? backend_.update(handle, renew, /*unpin=*/false) : backend_.update(key, renew);
+    if (expires_at) expires_at = to_clock(*expires_at);
     if (expires_at && expiry) expiry->store(*expires_at, std::memory_order_release);
     if (observer) {
       report_expired(observer, key, expired);
@@ -497,9 +511,15 @@ class LockManager final : private detail::LeaseIssuer<Clock>, private detail::Re
 
   static void report_expired(Observer* observer, std::string_view key,
                              const detail::ExpiredList& expired) noexcept {
-    for (const detail::Holder& holder : expired)
+    for (auto it = expired.begin(); it != expired.end(); ++it) {
+      const detail::Holder& holder = *it;
+      // A waiting transition run again after a lost race may have seen one expiry twice.
+      if (std::any_of(expired.begin(), it,
+                      [&](const detail::Holder& seen) { return seen.fence == holder.fence; }))
+        continue;
       notify(observer, LockEventKind::expired, key, holder.mode, holder.token, holder.fence,
              holder.owner, 0);
+    }
   }
 
   Backend backend_;

@@ -50,6 +50,25 @@
 //       any other backend a lease never ends with a process, and binding only checks
 //       that the token holds the key (detail::bind_process).
 //
+// Optionally, storage that supplies the time (PostgresBackend: the database server's
+// clock judges expiry for every host). All three or none:
+//   template <class Clock> detail::Nanos storage_now(const Clock& clock) const;
+//       The time transitions run at, in the storage's own time domain: every instant in a
+//       record (acquired_at, expires_at, a waiter's deadline) is in that domain.
+//   template <class Clock> detail::Nanos to_clock(const Clock& clock, detail::Nanos t) const;
+//       A storage instant as an instant of `clock`, never later than the moment `clock`
+//       shows when the storage's time reaches t: a holder's own view of its expiry
+//       (Lease::expires_at, keep_alive, lost) is never later than the storage's.
+//   template <class Clock> detail::Nanos from_clock(const Clock& clock, detail::Nanos t) const;
+//       An instant of `clock` (a deadline) in the storage's domain.
+// Without them, the storage's time is the manager's clock (InProcessBackend, FileBackend).
+//
+// A transition may be retried: update() and wait_update() may run fn more than once in one
+// call (storage that writes optimistically runs it again on the fresh record when another
+// writer got there first), and store only the last run. So fn sets what it captures
+// afresh on each run rather than accumulating, and derives its queue ticket from the
+// record (detail::queued_ticket), never from an earlier run.
+//
 // InProcessBackend keeps records in a sharded hash table and parks waiters on per-thread
 // condition variables; FileBackend keeps them in a lock directory shared by processes.
 // A database backend stores rows and wakes waiters through notifications.
@@ -103,6 +122,41 @@ bool bind_process(Backend& backend, std::string_view key, const Token& token,
     return backend.bind(key, token, process, std::forward<Fn>(holds));
   } else {
     return backend.update(key, std::forward<Fn>(holds));
+  }
+}
+
+/// Storage time, through the backend if it supplies the time (see above), else `clock`.
+template <class Backend, class Clock, class = void>
+struct supplies_time : std::false_type {};
+template <class Backend, class Clock>
+struct supplies_time<Backend, Clock,
+                     std::void_t<decltype(std::declval<const Backend&>().storage_now(
+                         std::declval<const Clock&>()))>> : std::true_type {};
+
+template <class Backend, class Clock>
+Nanos storage_now(const Backend& backend, const Clock& clock) {
+  if constexpr (supplies_time<Backend, Clock>::value) {
+    return backend.storage_now(clock);
+  } else {
+    return now_nanos(clock);
+  }
+}
+
+template <class Backend, class Clock>
+Nanos to_clock(const Backend& backend, const Clock& clock, Nanos t) {
+  if constexpr (supplies_time<Backend, Clock>::value) {
+    return backend.to_clock(clock, t);
+  } else {
+    return t;
+  }
+}
+
+template <class Backend, class Clock>
+Nanos from_clock(const Backend& backend, const Clock& clock, Nanos t) {
+  if constexpr (supplies_time<Backend, Clock>::value) {
+    return backend.from_clock(clock, t);
+  } else {
+    return t;
   }
 }
 

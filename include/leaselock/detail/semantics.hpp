@@ -207,6 +207,13 @@ inline bool cancel(Record& record, const Token& token, std::uint64_t ticket, Nan
   return true;
 }
 
+/// The ticket of the queued request with `token`, or 0 if it is not queued.
+inline std::uint64_t queued_ticket(const Record& record, const Token& token) noexcept {
+  for (const Waiter& waiter : record.waiters)
+    if (waiter.token == token) return waiter.ticket;
+  return 0;
+}
+
 /// Where a queued request stands.
 struct Poll {
   enum Kind { granted, waiting, timed_out } kind = waiting;
@@ -292,6 +299,14 @@ Released release(Record& record, const Token& token, Now&& now, bool exact, Expi
 inline Released release(Record& record, const Token& token, Nanos now, ExpiredList* expired) {
   return release(
       record, token, [now] { return now; }, /*exact=*/true, expired);
+}
+
+/// Takes a request back entirely (its waiter is unwinding): its place in the queue, or
+/// the grant made on its behalf meanwhile. Returns false if it had neither.
+inline bool withdraw(Record& record, const Token& token, Nanos now) {
+  if (const std::uint64_t ticket = queued_ticket(record, token))
+    return cancel(record, token, ticket, now);
+  return release(record, token, now, nullptr) != Released::not_held;
 }
 
 /// Whether a thread waiting with `token` must be woken after the record changed: when
