@@ -18,6 +18,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include <leaselock/leaselock.hpp>
@@ -242,5 +243,32 @@ class RecordingObserver : public leaselock::Observer {
 
 }  // namespace test
 
-/// Every backend the conformance suite runs against.
+namespace test {
+
+/// A backend for a manager on a real clock: where a setup tells the two apart
+/// (PostgreSQL judges real-time expiry by the server's clock), its make_real_time().
+template <class Setup, class = void>
+struct has_real_time_make : std::false_type {};
+template <class Setup>
+struct has_real_time_make<Setup, std::void_t<decltype(std::declval<Setup&>().make_real_time())>>
+    : std::true_type {};
+
+template <class Setup>
+typename Setup::Backend make_real_time(Setup& setup) {
+  if constexpr (has_real_time_make<Setup>::value) {
+    return setup.make_real_time();
+  } else {
+    return setup.make();
+  }
+}
+
+}  // namespace test
+
+/// Every backend the conformance suite runs against: the PostgreSQL suite binary
+/// (leaselock_postgres_tests) builds the same files with LEASELOCK_TEST_POSTGRES_ONLY.
+#ifdef LEASELOCK_TEST_POSTGRES_ONLY
+#include "postgres/setup.hpp"
+#define LEASELOCK_BACKEND_SETUPS test::PostgresSetup
+#else
 #define LEASELOCK_BACKEND_SETUPS test::InProcessSetup, test::FileSetup
+#endif

@@ -40,9 +40,10 @@ TEST_CASE_TEMPLATE("stress: invariants hold under 6 threads on 64 keys" * doctes
   // Where backends can share storage (FileBackend), half the threads use a second one.
   using Manager = leaselock::LockManager<Clock, typename Setup::Backend>;
   Setup setup;
-  Manager locks{setup.make()};
+  Manager locks{test::make_real_time(setup)};
   std::unique_ptr<Manager> second;
-  if constexpr (Setup::instances_share_storage) second = std::make_unique<Manager>(setup.make());
+  if constexpr (Setup::instances_share_storage)
+    second = std::make_unique<Manager>(test::make_real_time(setup));
   constexpr int kThreads = 6;
   constexpr int kKeys = 64;
   constexpr int kOpsPerThread = 6000;

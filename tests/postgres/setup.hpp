@@ -1,0 +1,73 @@
+// How the suites reach PostgreSQL: $LEASELOCK_TEST_POSTGRES is the conninfo of a server
+// the tests may create schemas in (tools/postgres_cluster.sh starts a throwaway one).
+// Without it every PostgreSQL test fails: they never skip silently.
+#pragma once
+
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <stdexcept>
+#include <string>
+
+#include <leaselock/backends/postgres.hpp>
+
+namespace test {
+
+/// The conninfo of the test server; throws (failing the test) when there is none.
+inline std::string postgres_conninfo(const char* variable = "LEASELOCK_TEST_POSTGRES") {
+  const char* conninfo = std::getenv(variable);
+  if (!conninfo || !*conninfo)
+    throw std::runtime_error(std::string(variable) +
+                             " is not set: the PostgreSQL tests need a server (run "
+                             "tools/test.sh, or tools/postgres_cluster.sh start DIR)");
+  return conninfo;
+}
+
+/// A schema name nobody else uses: one per test, dropped afterwards.
+inline std::string fresh_schema_name() {
+  static std::atomic<int> counter{0};
+  return "test_" + std::to_string(::getpid()) + "_" + std::to_string(++counter);
+}
+
+/// Drops `schema` and everything in it.
+inline void drop_schema(const std::string& schema) {
+  const std::string conninfo = postgres_conninfo();
+  leaselock::detail::postgres::Connection conn(conninfo, std::chrono::seconds(10));
+  conn.run("DROP SCHEMA IF EXISTS " + leaselock::detail::postgres::quote_identifier(schema) +
+               " CASCADE",
+           std::chrono::steady_clock::now() + std::chrono::seconds(30));
+}
+
+/// Managers on several hosts, through one database: each make() is another backend (its
+/// own pool and listening connection) on one schema of its own to the test.
+struct PostgresSetup {
+  using Backend = leaselock::PostgresBackend;
+  static constexpr const char* name = "postgres";
+  static constexpr bool instances_share_storage = true;
+  std::string conninfo = postgres_conninfo();
+  std::string schema = fresh_schema_name();
+
+  PostgresSetup() = default;
+  PostgresSetup(const PostgresSetup&) = delete;
+  PostgresSetup& operator=(const PostgresSetup&) = delete;
+  ~PostgresSetup() {
+    try {
+      drop_schema(schema);
+    } catch (...) {
+    }
+  }
+
+  leaselock::PostgresBackendOptions options(bool server_time) const {
+    leaselock::PostgresBackendOptions o;
+    o.schema = schema;
+    o.server_time = server_time;
+    return o;
+  }
+  /// For a manager on a ManualClock: expiry judged by that clock.
+  Backend make() { return Backend{conninfo, options(false)}; }
+  /// For a manager on a real clock: expiry judged by the server's clock.
+  Backend make_real_time() { return Backend{conninfo, options(true)}; }
+};
+
+}  // namespace test
