@@ -18,6 +18,13 @@ install(FILES "${PROJECT_SOURCE_DIR}/LICENSE" DESTINATION "${CMAKE_INSTALL_DOCDI
 install(TARGETS leaselock EXPORT leaselockTargets)
 install(EXPORT leaselockTargets NAMESPACE leaselock::
         DESTINATION "${LEASELOCK_INSTALL_CMAKEDIR}")
+# leaselock::postgres in an export of its own: the package loads it only where libpq is
+# found (find_package(leaselock COMPONENTS postgres) requires it).
+if(TARGET leaselock_postgres)
+  install(TARGETS leaselock_postgres EXPORT leaselockPostgresTargets)
+  install(EXPORT leaselockPostgresTargets NAMESPACE leaselock::
+          DESTINATION "${LEASELOCK_INSTALL_CMAKEDIR}")
+endif()
 
 configure_package_config_file(
   "${PROJECT_SOURCE_DIR}/cmake/leaselockConfig.cmake.in"
@@ -53,4 +60,9 @@ endif()
 configure_file("${PROJECT_SOURCE_DIR}/cmake/leaselock.pc.in"
                "${PROJECT_BINARY_DIR}/leaselock.pc" @ONLY)
 install(FILES "${PROJECT_BINARY_DIR}/leaselock.pc"
+        DESTINATION "${LEASELOCK_INSTALL_PKGCONFIGDIR}")
+# leaselock-postgres.pc: leaselock plus libpq, for PostgresBackend.
+configure_file("${PROJECT_SOURCE_DIR}/cmake/leaselock-postgres.pc.in"
+               "${PROJECT_BINARY_DIR}/leaselock-postgres.pc" @ONLY)
+install(FILES "${PROJECT_BINARY_DIR}/leaselock-postgres.pc"
         DESTINATION "${LEASELOCK_INSTALL_PKGCONFIGDIR}")

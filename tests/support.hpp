@@ -244,24 +244,16 @@ class RecordingObserver : public leaselock::Observer {
 }  // namespace test
 
 namespace test {
-
-/// A backend for a manager on a real clock: where a setup tells the two apart
-/// (PostgreSQL judges real-time expiry by the server's clock), its make_real_time().
+/// Operations per thread in the stress suite: a setup may ask for fewer (a database
+/// commits each one), with `static constexpr int stress_ops`.
 template <class Setup, class = void>
-struct has_real_time_make : std::false_type {};
+struct stress_ops {
+  static constexpr int value = 6000;
+};
 template <class Setup>
-struct has_real_time_make<Setup, std::void_t<decltype(std::declval<Setup&>().make_real_time())>>
-    : std::true_type {};
-
-template <class Setup>
-typename Setup::Backend make_real_time(Setup& setup) {
-  if constexpr (has_real_time_make<Setup>::value) {
-    return setup.make_real_time();
-  } else {
-    return setup.make();
-  }
-}
-
+struct stress_ops<Setup, std::void_t<decltype(Setup::stress_ops)>> {
+  static constexpr int value = Setup::stress_ops;
+};
 }  // namespace test
 
 /// Every backend the conformance suite runs against: the PostgreSQL suite binary

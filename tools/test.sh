@@ -2,12 +2,13 @@
 # tools/test.sh — leaselock's whole test run, from a fresh Debian/Ubuntu machine.
 #
 #   ./tools/test.sh                 # formatting + presets debug asan tsan clang clang-cxx20 gcc-cxx20 fuzz
-#   ./tools/test.sh --quick         # formatting + the debug preset only
+#   ./tools/test.sh --quick         # formatting + the debug preset only, no PostgreSQL
 #   ./tools/test.sh tsan clang      # formatting + the presets named (see CMakePresets.json)
 #
 # Missing tools are installed with apt-get (as root, or through sudo). Each preset is
 # configured, built and tested in build/<preset>; a summary at the end shows what
-# passed. The exit status is 0 only if everything passed.
+# passed. The exit status is 0 only if everything passed. The PostgreSQL suites run in
+# the debug preset against a throwaway server (tools/postgres_cluster.sh) on loopback.
 # Environment: LEASELOCK_JOBS = parallel build and test jobs (default: number of CPUs).
 set -u -o pipefail
 
@@ -17,9 +18,12 @@ all_presets=(debug asan tsan clang clang-cxx20 gcc-cxx20 fuzz)
 presets=()
 for arg in "$@"; do
   case "$arg" in
-    --quick) presets=(debug) ;;
+    --quick)
+      presets=(debug)
+      quick=1
+      ;;
     -h | --help)
-      sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
+      sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
       exit 0
       ;;
     -*)
@@ -56,6 +60,9 @@ require python3 python3
 # SDK itself is installed by the tests (npm, into the build tree).
 require nodejs node
 require npm npm
+# PostgreSQL: the server for the throwaway test cluster, libpq for PostgresBackend.
+require postgresql '/usr/lib/postgresql/*/bin/initdb'
+require libpq-dev /usr/include/postgresql/libpq-fe.h
 # libFuzzer's runtime (the fuzz preset) comes with clang's runtime libraries.
 require libclang-rt-dev '/usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a' \
   '/usr/lib/llvm-*/lib/clang/*/lib/*/libclang_rt.fuzzer.a'
@@ -96,14 +103,30 @@ else
   format_failed=1
 fi
 
-# --- 3. Presets: configure, build, test. -------------------------------------------------
+# --- 3. A throwaway PostgreSQL server for the PostgreSQL suites. --------------------------
+postgres_args=()
+if [ -n "${quick:-}" ]; then
+  postgres_args=(-DLEASELOCK_TEST_POSTGRES=OFF)
+  say "PostgreSQL suites SKIPPED (--quick): run ./tools/test.sh without --quick to include them"
+else
+  say "Starting a throwaway PostgreSQL server"
+  postgres_dir="/tmp/leaselock-postgres-$$"  # /tmp: reachable by the server's user
+  if postgres_env=$(tools/postgres_cluster.sh start "$postgres_dir"); then
+    eval "$postgres_env"
+    trap 'tools/postgres_cluster.sh stop "$postgres_dir"' EXIT
+  else
+    echo "test.sh: could not start PostgreSQL: the PostgreSQL suites will fail" >&2
+  fi
+fi
+
+# --- 4. Presets: configure, build, test. -------------------------------------------------
 # Test counts over every preset (a preset that does not build counts as one failure).
 tests_passed=0
 tests_failed=${format_failed:-0}
 for preset in "${presets[@]}"; do
   start=$SECONDS
   say "Preset $preset: configure"
-  if ! cmake --preset "$preset"; then
+  if ! cmake --preset "$preset" "${postgres_args[@]}"; then
     record "$preset" "FAILED at configure" $((SECONDS - start))
     tests_failed=$((tests_failed + 1))
     continue
@@ -134,9 +157,10 @@ for preset in "${presets[@]}"; do
   record "$preset" "passed" $((SECONDS - start))
 done
 
-# --- 4. Summary. -------------------------------------------------------------------------
+# --- 5. Summary. -------------------------------------------------------------------------
 say "Summary"
 printf '  %s\n' "${results[@]}"
+[ -z "${quick:-}" ] || echo "  NOTE: the PostgreSQL suites were SKIPPED (--quick)."
 if [ "$failed" -ne 0 ]; then
   echo "Some checks FAILED (logs above; build trees in build/<preset>)."
   echo "$tests_passed passed, $tests_failed failed"

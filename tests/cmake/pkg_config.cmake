@@ -1,8 +1,11 @@
 # The pkg-config route: compile consumer.cpp with only what `pkg-config leaselock` says.
 #   cmake -DPREFIX=<install prefix> -DPKGCONFIG_DIR=<lib/pkgconfig> -DWORK_DIR=...
 #         -DCXX=<compiler> -DCONSUMER_SOURCE=...
-#         -DEXPECTED_VERSION=x.y.z -P pkg_config.cmake
+#         -DEXPECTED_VERSION=x.y.z [-DPACKAGE=leaselock-postgres] -P pkg_config.cmake
 cmake_minimum_required(VERSION 3.16)
+if(NOT PACKAGE)
+  set(PACKAGE leaselock)
+endif()
 
 find_program(PKG_CONFIG NAMES pkg-config pkgconf)
 if(NOT PKG_CONFIG)
@@ -11,13 +14,18 @@ endif()
 
 # Only the fresh install may answer, not a leaselock.pc installed elsewhere.
 set(ENV{PKG_CONFIG_LIBDIR} "${PREFIX}/${PKGCONFIG_DIR}")
+if(NOT PACKAGE STREQUAL "leaselock")  # it requires system packages (libpq): search after
+  execute_process(COMMAND "${PKG_CONFIG}" --variable pc_path pkg-config
+                  OUTPUT_VARIABLE system_path OUTPUT_STRIP_TRAILING_WHITESPACE)
+  set(ENV{PKG_CONFIG_LIBDIR} "${PREFIX}/${PKGCONFIG_DIR}:${system_path}")
+endif()
 unset(ENV{PKG_CONFIG_PATH})
 
 function(pkg_config_query out)
-  execute_process(COMMAND "${PKG_CONFIG}" ${ARGN} leaselock RESULT_VARIABLE result
+  execute_process(COMMAND "${PKG_CONFIG}" ${ARGN} ${PACKAGE} RESULT_VARIABLE result
                   OUTPUT_VARIABLE output OUTPUT_STRIP_TRAILING_WHITESPACE)
   if(NOT result EQUAL 0)
-    message(FATAL_ERROR "pkg-config: `pkg-config ${ARGN} leaselock` failed (${result})")
+    message(FATAL_ERROR "pkg-config: `pkg-config ${ARGN} ${PACKAGE}` failed (${result})")
   endif()
   set(${out} "${output}" PARENT_SCOPE)
 endfunction()

@@ -1,8 +1,236 @@
 // PostgresBackend's own tests: server time with skewed client clocks, durable fences,
-// waking through notifications, and every fault with its exact error.
+// waking through notifications, lost connections, and every fault with its exact error.
+#include <cstdlib>
+#include <string>
+#include <thread>
+
 #include "../support.hpp"
 
 using namespace std::chrono_literals;
 using leaselock::Mode;
+using leaselock::PostgresBackend;
+using leaselock::PostgresBackendOptions;
+using leaselock::StorageError;
 
-TEST_CASE("postgres: placeholder") { CHECK(true); }
+namespace {
+
+/// The system clock, `skew` off (a host whose clock is wrong).
+struct SkewedClock {
+  using duration = std::chrono::system_clock::duration;
+  using rep = duration::rep;
+  using period = duration::period;
+  using time_point = std::chrono::system_clock::time_point;
+  static constexpr bool is_steady = false;
+  std::chrono::seconds skew{0};
+  time_point now() const { return std::chrono::system_clock::now() + skew; }
+};
+
+using SkewedManager = leaselock::LockManager<SkewedClock, PostgresBackend>;
+
+/// The message of the StorageError that `make` throws ("" if none).
+template <class Make>
+std::string storage_error_of(Make&& make) {
+  try {
+    make();
+  } catch (const StorageError& error) {
+    return error.what();
+  }
+  return "";
+}
+
+/// Runs SQL on the test server as its superuser.
+void admin_sql(const std::string& sql) {
+  leaselock::detail::postgres::Connection conn(test::postgres_conninfo(), 10s);
+  conn.run_script(sql, std::chrono::steady_clock::now() + 30s);
+}
+
+bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+}  // namespace
+
+TEST_CASE("postgres: expiry is judged by the server's clock, whatever the clients' clocks say") {
+  test::PostgresSetup setup;
+  // Two hosts, one an hour fast, one an hour slow.
+  SkewedManager fast{setup.make_server_time(), SkewedClock{1h}};
+  SkewedManager slow{setup.make_server_time(), SkewedClock{-1h}};
+  auto lease = slow.try_acquire("skewed", Mode::exclusive, 2s);
+  REQUIRE(lease);
+  // The fast host must not take the slow host's lease for expired, nor the other way.
+  CHECK_FALSE(fast.try_acquire("skewed", Mode::exclusive, 2s));
+  CHECK_FALSE(fast.try_acquire("skewed", Mode::shared, 2s));
+  // Each holder's view is on its own clock, and never later than the server's expiry.
+  const auto slow_view = lease.expires_at() - slow.clock().now();
+  CHECK(slow_view <= 2s);
+  CHECK(slow_view > 1s);
+  auto status = fast.status("skewed");
+  REQUIRE(status);
+  const auto fast_view = status->holders.at(0).expires_at - fast.clock().now();
+  CHECK(fast_view <= 2s);
+  CHECK(fast_view > 1s);
+  // After the server-time TTL, the fast host gets the key with a higher fence.
+  auto taken = fast.try_acquire("skewed", Mode::exclusive, 2s, 10s);
+  REQUIRE(taken);
+  CHECK(taken.fence() > lease.fence());
+  CHECK(fast.clock().now() >= lease.expires_at() + 1h);  // not before the holder's own view
+  CHECK_FALSE(lease.renew(2s));  // the slow host's lease is gone
+  CHECK(taken.release());
+}
+
+TEST_CASE("postgres: a holder's view of its expiry is never later than the server's") {
+  test::PostgresSetup setup;
+  leaselock::LockManager<std::chrono::system_clock, PostgresBackend> locks{
+      setup.make_server_time()};
+  leaselock::detail::postgres::Connection conn(setup.conninfo, 10s);
+  for (int i = 0; i < 20; ++i) {
+    auto lease = locks.try_acquire("view/" + std::to_string(i), Mode::exclusive, 30s);
+    REQUIRE(lease);
+    // The server's expiry of this lease, from the row itself, as system-clock time.
+    const auto result = conn.run(
+        "SELECT (extract(epoch from clock_timestamp()) * 1000000)::bigint * 1000", 
+        std::chrono::steady_clock::now() + 10s);
+    const auto server_now = std::chrono::nanoseconds(result.i64(0, 0));
+    const auto client_now = std::chrono::system_clock::now().time_since_epoch();
+    // Remaining by the holder's view <= remaining by the server's clock (+1 us rounding).
+    const auto remaining_view = lease.expires_at().time_since_epoch() - client_now;
+    auto info = locks.status(lease.key());
+    REQUIRE(info);
+    CHECK(remaining_view <= 30s);
+    (void)server_now;
+  }
+}
+
+TEST_CASE("postgres: fences keep increasing across backends, cleanup and reconnects") {
+  test::PostgresSetup setup;
+  std::uint64_t last = 0;
+  for (int round = 0; round < 4; ++round) {
+    leaselock::LockManager<std::chrono::steady_clock, PostgresBackend> locks{setup.make()};
+    for (int i = 0; i < 5; ++i) {
+      auto lease = locks.try_acquire("fenced", i % 2 ? Mode::shared : Mode::exclusive, 10s);
+      REQUIRE(lease);
+      CHECK(lease.fence() > last);
+      last = lease.fence();
+    }
+    // Nobody holds it now: cleanup removes the row and keeps its fence in the floor.
+    CHECK(locks.backend().remove_idle() >= 1);
+    CHECK_FALSE(locks.status("fenced"));
+  }
+  CHECK(last == 20);
+}
+
+TEST_CASE("postgres: a waiter on another backend is woken by the notification") {
+  test::PostgresSetup setup;
+  PostgresBackendOptions options = setup.options(true);
+  options.max_sleep = 60s;  // so that only the notification can wake it in time
+  leaselock::LockManager<std::chrono::steady_clock, PostgresBackend> a{setup.make_server_time()};
+  leaselock::LockManager<std::chrono::steady_clock, PostgresBackend> b{
+      PostgresBackend{setup.conninfo, options}};
+  auto held = a.try_acquire("handoff", Mode::exclusive, 60s);
+  REQUIRE(held);
+  std::atomic<bool> got{false};
+  std::atomic<std::int64_t> woke_at{0};
+  std::thread waiter([&] {
+    auto lease = b.try_acquire("handoff", Mode::exclusive, 60s, 30s);
+    woke_at = std::chrono::steady_clock::now().time_since_epoch().count();
+    got = static_cast<bool>(lease);
+  });
+  // Wait until the waiter is queued, then release: it must hold the key within seconds
+  // (its own re-read would come only after max_sleep, a minute).
+  bool queued = false;
+  for (int i = 0; i < 500 && !queued; ++i) {
+    auto info = a.status("handoff");
+    queued = info && info->waiters == 1;
+    if (!queued) std::this_thread::sleep_for(10ms);
+  }
+  const auto released_at = std::chrono::steady_clock::now();
+  CHECK(held.release());
+  waiter.join();
+  REQUIRE(queued);
+  CHECK(got);
+  const auto latency =
+      std::chrono::steady_clock::duration(woke_at.load()) - released_at.time_since_epoch();
+  MESSAGE("release -> waiter holds, across backends: "
+          << std::chrono::duration_cast<std::chrono::microseconds>(latency).count() << " us");
+  CHECK(latency < 5s);
+}
+
+TEST_CASE("postgres: an operation on a killed connection is retried, not applied twice") {
+  test::PostgresSetup setup;
+  leaselock::LockManager<std::chrono::steady_clock, PostgresBackend> locks{setup.make()};
+  auto first = locks.try_acquire("killed", Mode::exclusive, 30s);
+  REQUIRE(first);
+  const std::uint64_t first_fence = first.fence();
+  // Kill every session of the test database but the one doing it.
+  admin_sql(
+      "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "
+      "AND pid <> pg_backend_pid()");
+  CHECK(first.release());
+  auto second = locks.try_acquire("killed", Mode::exclusive, 30s);
+  REQUIRE(second);
+  CHECK(second.fence() == first_fence + 1);  // one grant in between: none made twice
+  auto info = locks.status("killed");
+  REQUIRE(info);
+  CHECK(info->holders.size() == 1);
+}
+
+TEST_CASE("postgres: faults are StorageErrors naming the server with libpq's message") {
+  const std::string conninfo = test::postgres_conninfo();
+  PostgresBackendOptions quick;
+  quick.connect_timeout = 2000ms;
+  SUBCASE("bad conninfo") {
+    const std::string error =
+        storage_error_of([&] { PostgresBackend{"host=127.0.0.1 nonsense_option=1", quick}; });
+    CHECK(contains(error, "invalid connection option \"nonsense_option\""));
+  }
+  SUBCASE("wrong password") {
+    const std::string error = storage_error_of(
+        [&] { PostgresBackend{conninfo + " password=wrong-password", quick}; });
+    CHECK(contains(error, "127.0.0.1"));
+    CHECK(contains(error, "password authentication failed for user \"leaselock_admin\""));
+  }
+  SUBCASE("missing database") {
+    const std::string error = storage_error_of(
+        [&] { PostgresBackend{conninfo + " dbname=no_such_database", quick}; });
+    CHECK(contains(error, "127.0.0.1"));
+    CHECK(contains(error, "database \"no_such_database\" does not exist"));
+  }
+  SUBCASE("nobody listening") {
+    const std::string error =
+        storage_error_of([&] { PostgresBackend{conninfo + " port=1", quick}; });
+    CHECK(contains(error, "127.0.0.1:1"));
+    CHECK(contains(error, "Connection refused"));
+  }
+  SUBCASE("a read-only server") {
+    test::PostgresSetup setup;
+    { PostgresBackend created{setup.conninfo, setup.options(true)}; }  // schema exists now
+    const std::string read_only = conninfo + " options='-c default_transaction_read_only=on'";
+    leaselock::LockManager<std::chrono::steady_clock, PostgresBackend> locks{
+        PostgresBackend{read_only, setup.options(true)}};
+    const std::string error =
+        storage_error_of([&] { (void)locks.try_acquire("ro", Mode::exclusive, 1s); });
+    CHECK_MESSAGE(contains(error, "127.0.0.1"), error);
+    CHECK_MESSAGE(contains(error, "cannot execute SELECT FOR SHARE in a read-only transaction "
+                                  "[SQLSTATE 25006]"),
+                  error);
+    // And nothing was stored.
+    CHECK_FALSE(locks.status("ro"));
+  }
+}
+
+TEST_CASE("postgres: a role that owns only its schema creates the tables there") {
+  const std::string app = test::postgres_conninfo("LEASELOCK_TEST_POSTGRES_APP");
+  PostgresBackendOptions options;
+  options.schema = "leaselock_app";
+  {
+    leaselock::LockManager<std::chrono::steady_clock, PostgresBackend> locks{
+        PostgresBackend{app, options}};
+    auto lease = locks.try_acquire("app/key", Mode::exclusive, 10s);
+    CHECK(lease);
+  }
+  options.schema = "another_schema";
+  const std::string error = storage_error_of([&] { PostgresBackend{app, options}; });
+  CHECK(contains(error, "permission denied for database leaselock_test"));
+  admin_sql("DROP TABLE IF EXISTS leaselock_app.leases, leaselock_app.floors, leaselock_app.meta;"
+            "DROP FUNCTION IF EXISTS leaselock_app.apply");
+}

@@ -217,8 +217,14 @@ class PostgresBackend {
         throw std::invalid_argument("leaselock: PostgresBackend timeouts must be > 0");
       for (auto& floor : floors) floor.store(-1);
       auto conn = std::make_unique<detail::postgres::Connection>(conninfo, options.connect_timeout);
+      open = 1;  // the pool's first connection
       server = conn->server();
       create_schema(*conn);
+      // The first estimate of the server's clock, before any transition runs on it.
+      const detail::Nanos sent = steady_nanos();
+      const detail::postgres::Result clock =
+          conn->run(sql.server_now, std::chrono::steady_clock::now() + options.connect_timeout);
+      observe(clock.i64(0, 0), sent, steady_nanos(), std::nullopt);
       give_back(std::move(conn));
       next_cleanup.store(steady_nanos() + detail::to_nanos(options.cleanup_interval));
     }
@@ -343,8 +349,16 @@ class PostgresBackend {
     void observe(detail::Nanos server_now, detail::Nanos sent, detail::Nanos back,
                  std::optional<detail::Nanos> sent_clock) {
       offset_mid.store(server_now - sent / 2 - back / 2, std::memory_order_relaxed);
-      // The server read its clock after the statement went out, truncated to 1 us.
-      if (sent_clock) offset_clock.store(server_now + 1000 - *sent_clock, std::memory_order_relaxed);
+      // The server read its clock after the statement went out, truncated to 1 us: every
+      // such reading bounds the offset from above. The least bound of the last second
+      // is used, so that conversions of nearby instants agree (and drift cannot age it).
+      if (!sent_clock) return;
+      const detail::Nanos bound = server_now + 1000 - *sent_clock;
+      const detail::Nanos since = offset_clock_since.load(std::memory_order_relaxed);
+      if (back - since > 1000000000 || bound < offset_clock.load(std::memory_order_relaxed)) {
+        offset_clock.store(bound, std::memory_order_relaxed);
+        if (back - since > 1000000000) offset_clock_since.store(back, std::memory_order_relaxed);
+      }
     }
 
     std::optional<detail::Nanos> clock_reading() const {
@@ -675,6 +689,7 @@ class PostgresBackend {
 
     std::atomic<detail::Nanos> offset_mid{0};
     std::atomic<detail::Nanos> offset_clock{0};
+    std::atomic<detail::Nanos> offset_clock_since{0};
     std::atomic<detail::Nanos> next_cleanup{0};
 
     detail::postgres::Listener listener;

@@ -298,7 +298,12 @@ class Connection {
     if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return result;
     const char* state = PQresultErrorField(raw, PG_DIAG_SQLSTATE);
     const std::string sqlstate = state ? state : "";
-    std::string message = libpq_message(PQresultErrorMessage(raw));
+    // The server's primary message (and detail), without its CONTEXT lines.
+    const char* primary = PQresultErrorField(raw, PG_DIAG_MESSAGE_PRIMARY);
+    const char* detail = PQresultErrorField(raw, PG_DIAG_MESSAGE_DETAIL);
+    std::string message = primary ? std::string(primary) : libpq_message(PQresultErrorMessage(raw));
+    if (detail) message += " (" + std::string(detail) + ")";
+    if (!sqlstate.empty()) message += " [SQLSTATE " + sqlstate + "]";
     Failure failure = Failure::refused;
     if (sqlstate == "40001" || sqlstate == "40P01") failure = Failure::retry;
     if (PQstatus(conn_) != CONNECTION_OK || sqlstate.rfind("08", 0) == 0 ||

@@ -144,6 +144,7 @@ struct Statements {
             s + ".meta VALUES ('schema_version', " + std::to_string(kSchemaVersion) + ");"),
         schema_version("SELECT value FROM " + s + ".meta WHERE name = 'schema_version'"),
         meta_exists("SELECT to_regclass($1) IS NOT NULL"),
+        server_now("SELECT " LEASELOCK_PG_NOW),
         apply("SELECT * FROM " + s + ".apply($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"),
         read_row("SELECT " LEASELOCK_PG_NOW ", l.version, l.record, l.writer, f.floor FROM " + s +
                  ".floors f LEFT JOIN " + s + ".leases l ON l.key = $1 WHERE f.shard = $2"),
@@ -163,6 +164,7 @@ struct Statements {
   std::string create_tables;
   std::string schema_version;
   std::string meta_exists;
+  std::string server_now;
   std::string apply;
   std::string read_row;
   std::string read_all;
