@@ -102,7 +102,7 @@ TEST_CASE_TEMPLATE("stress: invariants hold under 6 threads on 64 keys" * doctes
   }
   MESSAGE("grants: " << grants << ", timeouts: " << timeouts << ", keys used: " << by_key.size());
   CHECK(grants > std::size_t{kThreads} * kOpsPerThread * 5 / 18);  // 10,000 of 36,000
-  CHECK(timeouts > 0);  // the load really contended
+  CHECK(timeouts > 0);                                             // the load really contended
   CHECK(lies == 0);
 
   std::size_t overlaps = 0;

@@ -52,9 +52,16 @@ case "$command" in
     # A free port: ask the kernel for one, then let the server take it.
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null ||
       echo $((20000 + RANDOM % 20000)))
-    as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-      -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$dir -c max_connections=200 -c fsync=on" \
-      start >/dev/null || { cat "$dir/server.log" >&2; exit 1; }
+    # In the configuration file, so that a restart by hand (pg_ctl -D DIR/data start)
+    # comes back the same.
+    cat >>"$dir/data/postgresql.conf" <<CONF
+listen_addresses = '127.0.0.1'
+port = $port
+unix_socket_directories = '$dir'
+max_connections = 200
+CONF
+    as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null ||
+      { cat "$dir/server.log" >&2; exit 1; }
     psql=("$bin/psql" -X -q -v ON_ERROR_STOP=1 -h "$dir" -p "$port" -U leaselock_admin)
     as_owner "${psql[@]}" -d postgres -c "CREATE DATABASE leaselock_test" >/dev/null
     as_owner "${psql[@]}" -d leaselock_test >/dev/null <<SQL

@@ -34,9 +34,9 @@ inline std::string fresh_schema_name() {
 inline void drop_schema(const std::string& schema) {
   const std::string conninfo = postgres_conninfo();
   leaselock::detail::postgres::Connection conn(conninfo, std::chrono::seconds(10));
-  conn.run("DROP SCHEMA IF EXISTS " + leaselock::detail::postgres::quote_identifier(schema) +
-               " CASCADE",
-           std::chrono::steady_clock::now() + std::chrono::seconds(30));
+  conn.run(
+      "DROP SCHEMA IF EXISTS " + leaselock::detail::postgres::quote_identifier(schema) + " CASCADE",
+      std::chrono::steady_clock::now() + std::chrono::seconds(30));
 }
 
 /// Managers on several hosts, through one database: each make() is another backend (its

@@ -74,7 +74,7 @@ TEST_CASE("postgres: expiry is judged by the server's clock, whatever the client
   REQUIRE(taken);
   CHECK(taken.fence() > lease.fence());
   CHECK(fast.clock().now() >= lease.expires_at() + 1h);  // not before the holder's own view
-  CHECK_FALSE(lease.renew(2s));  // the slow host's lease is gone
+  CHECK_FALSE(lease.renew(2s));                          // the slow host's lease is gone
   CHECK(taken.release());
 }
 
@@ -87,9 +87,9 @@ TEST_CASE("postgres: a holder's view of its expiry is never later than the serve
     auto lease = locks.try_acquire("view/" + std::to_string(i), Mode::exclusive, 30s);
     REQUIRE(lease);
     // The server's expiry of this lease, from the row itself, as system-clock time.
-    const auto result = conn.run(
-        "SELECT (extract(epoch from clock_timestamp()) * 1000000)::bigint * 1000", 
-        std::chrono::steady_clock::now() + 10s);
+    const auto result =
+        conn.run("SELECT (extract(epoch from clock_timestamp()) * 1000000)::bigint * 1000",
+                 std::chrono::steady_clock::now() + 10s);
     const auto server_now = std::chrono::nanoseconds(result.i64(0, 0));
     const auto client_now = std::chrono::system_clock::now().time_since_epoch();
     // Remaining by the holder's view <= remaining by the server's clock (+1 us rounding).
@@ -179,25 +179,29 @@ TEST_CASE("postgres: faults are StorageErrors naming the server with libpq's mes
   PostgresBackendOptions quick;
   quick.connect_timeout = 2000ms;
   SUBCASE("bad conninfo") {
-    const std::string error =
-        storage_error_of([&] { PostgresBackend{"host=127.0.0.1 nonsense_option=1", quick}; });
+    const std::string error = storage_error_of([&] {
+      PostgresBackend{"host=127.0.0.1 nonsense_option=1", quick};
+    });
     CHECK(contains(error, "invalid connection option \"nonsense_option\""));
   }
   SUBCASE("wrong password") {
-    const std::string error = storage_error_of(
-        [&] { PostgresBackend{conninfo + " password=wrong-password", quick}; });
+    const std::string error = storage_error_of([&] {
+      PostgresBackend{conninfo + " password=wrong-password", quick};
+    });
     CHECK(contains(error, "127.0.0.1"));
     CHECK(contains(error, "password authentication failed for user \"leaselock_admin\""));
   }
   SUBCASE("missing database") {
-    const std::string error = storage_error_of(
-        [&] { PostgresBackend{conninfo + " dbname=no_such_database", quick}; });
+    const std::string error = storage_error_of([&] {
+      PostgresBackend{conninfo + " dbname=no_such_database", quick};
+    });
     CHECK(contains(error, "127.0.0.1"));
     CHECK(contains(error, "database \"no_such_database\" does not exist"));
   }
   SUBCASE("nobody listening") {
-    const std::string error =
-        storage_error_of([&] { PostgresBackend{conninfo + " port=1", quick}; });
+    const std::string error = storage_error_of([&] {
+      PostgresBackend{conninfo + " port=1", quick};
+    });
     CHECK(contains(error, "127.0.0.1:1"));
     CHECK(contains(error, "Connection refused"));
   }
@@ -210,8 +214,9 @@ TEST_CASE("postgres: faults are StorageErrors naming the server with libpq's mes
     const std::string error =
         storage_error_of([&] { (void)locks.try_acquire("ro", Mode::exclusive, 1s); });
     CHECK_MESSAGE(contains(error, "127.0.0.1"), error);
-    CHECK_MESSAGE(contains(error, "cannot execute SELECT FOR SHARE in a read-only transaction "
-                                  "[SQLSTATE 25006]"),
+    CHECK_MESSAGE(contains(error,
+                           "cannot execute SELECT FOR SHARE in a read-only transaction "
+                           "[SQLSTATE 25006]"),
                   error);
     // And nothing was stored.
     CHECK_FALSE(locks.status("ro"));
@@ -231,6 +236,7 @@ TEST_CASE("postgres: a role that owns only its schema creates the tables there")
   options.schema = "another_schema";
   const std::string error = storage_error_of([&] { PostgresBackend{app, options}; });
   CHECK(contains(error, "permission denied for database leaselock_test"));
-  admin_sql("DROP TABLE IF EXISTS leaselock_app.leases, leaselock_app.floors, leaselock_app.meta;"
-            "DROP FUNCTION IF EXISTS leaselock_app.apply");
+  admin_sql(
+      "DROP TABLE IF EXISTS leaselock_app.leases, leaselock_app.floors, leaselock_app.meta;"
+      "DROP FUNCTION IF EXISTS leaselock_app.apply");
 }

@@ -129,9 +129,10 @@ bool bind_process(Backend& backend, std::string_view key, const Token& token,
 template <class Backend, class Clock, class = void>
 struct supplies_time : std::false_type {};
 template <class Backend, class Clock>
-struct supplies_time<Backend, Clock,
-                     std::void_t<decltype(std::declval<const Backend&>().storage_now(
-                         std::declval<const Clock&>()))>> : std::true_type {};
+struct supplies_time<
+    Backend, Clock,
+    std::void_t<decltype(std::declval<const Backend&>().storage_now(std::declval<const Clock&>()))>>
+    : std::true_type {};
 
 template <class Backend, class Clock>
 Nanos storage_now(const Backend& backend, const Clock& clock) {

@@ -152,7 +152,8 @@ class PostgresBackend {
     return state_->transact(key, fn);  // no pins: a lease finds its row by key
   }
   template <class Fn>
-  auto update(detail::BackendHandle, Fn&& fn, bool) -> decltype(fn(std::declval<detail::Record&>())) {
+  auto update(detail::BackendHandle, Fn&& fn, bool)
+      -> decltype(fn(std::declval<detail::Record&>())) {
     throw std::logic_error("leaselock: PostgresBackend hands out no record handles");
   }
   void unpin(detail::BackendHandle) noexcept {}
@@ -163,8 +164,8 @@ class PostgresBackend {
     State& state = *state_;
     state.listener.ensure_listening();
     detail::Parker& parker = detail::this_thread_parker();
-    detail::postgres::Listener::Sleeper sleeper(state.listener,
-                                                detail::postgres::stable_hash(key), parker);
+    detail::postgres::Listener::Sleeper sleeper(state.listener, detail::postgres::stable_hash(key),
+                                                parker);
     const detail::Nanos max_sleep = detail::to_nanos(state.options.max_sleep);
     for (;;) {
       parker.reset();  // before the read: a notification from now on is not missed
@@ -312,9 +313,9 @@ class PostgresBackend {
       try {
         conn.run("SELECT pg_advisory_xact_lock(hashtext('leaselock schema ' || $1))", deadline,
                  Params().text(options.schema));
-        const detail::postgres::Result exists = conn.run(
-            "SELECT count(*) FROM pg_namespace WHERE nspname = $1", deadline,
-            Params().text(options.schema));
+        const detail::postgres::Result exists =
+            conn.run("SELECT count(*) FROM pg_namespace WHERE nspname = $1", deadline,
+                     Params().text(options.schema));
         if (exists.i64(0, 0) == 0) conn.run("CREATE SCHEMA " + schema, deadline);
         const detail::postgres::Result meta =
             conn.run(sql.meta_exists, deadline, Params().text(schema + ".meta"));
@@ -325,8 +326,8 @@ class PostgresBackend {
           const std::int64_t found = version.rows() ? version.i64(0, 0) : 0;
           if (found != detail::postgres::kSchemaVersion)
             throw StorageError("leaselock: PostgreSQL at " + conn.server() + ": schema " +
-                                   options.schema + " has schema version " +
-                                   std::to_string(found) + "; this leaselock uses version " +
+                                   options.schema + " has schema version " + std::to_string(found) +
+                                   "; this leaselock uses version " +
                                    std::to_string(detail::postgres::kSchemaVersion),
                                conn.server());
         }
@@ -490,7 +491,9 @@ class PostgresBackend {
         } else {
           params.null(20).null(20);
         }
-        params.i64(static_cast<std::int64_t>(entry.record.last_fence)).i64(writer).text(options.schema);
+        params.i64(static_cast<std::int64_t>(entry.record.last_fence))
+            .i64(writer)
+            .text(options.schema);
         const bool notify =
             write && record.version != entry.record.version && !entry.record.waiters.empty();
         if (notify) {
@@ -594,9 +597,8 @@ class PostgresBackend {
       const std::string key(key_view);
       const int shard =
           static_cast<int>(detail::postgres::stable_hash(key) % detail::postgres::kShards);
-      Entry entry = with_retry([&](detail::postgres::Connection& conn) {
-        return read_entry(conn, key, shard);
-      });
+      Entry entry = with_retry(
+          [&](detail::postgres::Connection& conn) { return read_entry(conn, key, shard); });
       if (entry.version == 0) return std::nullopt;
       remember(key, entry);
       return std::move(entry.record);
@@ -652,8 +654,8 @@ class PostgresBackend {
       detail::Nanos due = next_cleanup.load(std::memory_order_relaxed);
       const detail::Nanos now = steady_nanos();
       if (now < due) return;
-      if (!next_cleanup.compare_exchange_strong(
-              due, now + detail::to_nanos(options.cleanup_interval)))
+      if (!next_cleanup.compare_exchange_strong(due,
+                                                now + detail::to_nanos(options.cleanup_interval)))
         return;
       try {
         clean(conn);

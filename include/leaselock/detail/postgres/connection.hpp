@@ -7,7 +7,6 @@
 // costs at most the deadline, never a hang. Parameters and results are binary.
 #pragma once
 
-#include <libpq-fe.h>
 #include <poll.h>
 
 #include <cerrno>
@@ -19,6 +18,8 @@
 #include <string_view>
 #include <utility>
 #include <vector>
+
+#include <libpq-fe.h>
 
 #include <leaselock/storage_error.hpp>
 
@@ -53,8 +54,7 @@ inline std::string libpq_message(const char* message) {
 
 /// Big-endian integers, as PostgreSQL's binary format has them.
 inline void put_be(std::string& out, std::uint64_t value, int bytes) {
-  for (int i = bytes - 1; i >= 0; --i)
-    out.push_back(static_cast<char>((value >> (8 * i)) & 0xffu));
+  for (int i = bytes - 1; i >= 0; --i) out.push_back(static_cast<char>((value >> (8 * i)) & 0xffu));
 }
 inline std::uint64_t get_be(const char* p, int bytes) noexcept {
   std::uint64_t value = 0;
@@ -167,7 +167,8 @@ class Connection {
       status = PQconnectPoll(conn_);
     }
     server_ = describe_server();
-    PQsetNoticeProcessor(conn_, [](void*, const char*) {}, nullptr);  // notices are not errors
+    PQsetNoticeProcessor(
+        conn_, [](void*, const char*) {}, nullptr);  // notices are not errors
     if (PQsetnonblocking(conn_, 1) != 0) fail_connect("could not make the connection non-blocking");
   }
   Connection(const Connection&) = delete;
@@ -249,9 +250,9 @@ class Connection {
     return false;
   }
 
-  void prepare(const char* name, const std::string& sql, const Params& params, SteadyTime deadline) {
-    const int sent =
-        PQsendPrepare(conn_, name, sql.c_str(), params.count(), params.types());
+  void prepare(const char* name, const std::string& sql, const Params& params,
+               SteadyTime deadline) {
+    const int sent = PQsendPrepare(conn_, name, sql.c_str(), params.count(), params.types());
     finish(sent, deadline, sql);
   }
 

@@ -86,12 +86,14 @@ struct Statements {
             "      PERFORM 1 WHERE NOT EXISTS (SELECT 1 FROM " +
             s +
             ".leases l WHERE l.key = p_key)\n"
-            "        AND (p_lo IS NULL OR " LEASELOCK_PG_NOW " BETWEEN p_lo AND p_hi - 1);\n"
+            "        AND (p_lo IS NULL OR " LEASELOCK_PG_NOW
+            " BETWEEN p_lo AND p_hi - 1);\n"
             "    ELSE\n"
             "      PERFORM 1 FROM " +
             s +
             ".leases l WHERE l.key = p_key AND l.version = p_version\n"
-            "        AND (p_lo IS NULL OR " LEASELOCK_PG_NOW " BETWEEN p_lo AND p_hi - 1);\n"
+            "        AND (p_lo IS NULL OR " LEASELOCK_PG_NOW
+            " BETWEEN p_lo AND p_hi - 1);\n"
             "    END IF;\n"
             "    v := p_version;\n"
             "  ELSIF p_version = 0 THEN\n"  // a key with no row: make it above the floors
@@ -115,7 +117,8 @@ struct Statements {
             "    UPDATE " +
             s +
             ".leases l SET version = l.version + 1, last_fence = p_last_fence,"
-            " live_until = p_live_until, waiters = p_waiters, writer = p_writer, record = p_record\n"
+            " live_until = p_live_until, waiters = p_waiters, writer = p_writer, record = "
+            "p_record\n"
             "      WHERE l.key = p_key AND l.version = p_version\n"
             "        AND (p_lo IS NULL OR " LEASELOCK_PG_NOW
             " BETWEEN p_lo AND p_hi - 1)\n"
@@ -145,21 +148,23 @@ struct Statements {
         schema_version("SELECT value FROM " + s + ".meta WHERE name = 'schema_version'"),
         meta_exists("SELECT to_regclass($1) IS NOT NULL"),
         server_now("SELECT " LEASELOCK_PG_NOW),
-        apply("SELECT * FROM " + s + ".apply($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"),
+        apply("SELECT * FROM " + s +
+              ".apply($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"),
         read_row("SELECT " LEASELOCK_PG_NOW ", l.version, l.record, l.writer, f.floor FROM " + s +
                  ".floors f LEFT JOIN " + s + ".leases l ON l.key = $1 WHERE f.shard = $2"),
         read_all("SELECT key, record FROM " + s + ".leases WHERE live_until > 0 OR waiters > 0"),
         lock_floors("SELECT shard FROM " + s + ".floors ORDER BY shard FOR UPDATE"),
-        remove_idle("WITH d AS (DELETE FROM " + s +
-                    ".leases WHERE waiters = 0 AND live_until <= " LEASELOCK_PG_NOW
-                    " RETURNING shard, last_fence, version),"
-                    " m AS (SELECT shard, max(last_fence) AS f, max(version) AS v, count(*) AS n"
-                    " FROM d GROUP BY shard),"
-                    " u AS (UPDATE " +
-                    s +
-                    ".floors fl SET floor = GREATEST(fl.floor, m.f), vfloor = GREATEST(fl.vfloor, m.v)"
-                    " FROM m WHERE fl.shard = m.shard RETURNING m.n)"
-                    " SELECT coalesce(sum(n), 0)::bigint FROM u") {}
+        remove_idle(
+            "WITH d AS (DELETE FROM " + s +
+            ".leases WHERE waiters = 0 AND live_until <= " LEASELOCK_PG_NOW
+            " RETURNING shard, last_fence, version),"
+            " m AS (SELECT shard, max(last_fence) AS f, max(version) AS v, count(*) AS n"
+            " FROM d GROUP BY shard),"
+            " u AS (UPDATE " +
+            s +
+            ".floors fl SET floor = GREATEST(fl.floor, m.f), vfloor = GREATEST(fl.vfloor, m.v)"
+            " FROM m WHERE fl.shard = m.shard RETURNING m.n)"
+            " SELECT coalesce(sum(n), 0)::bigint FROM u") {}
 
   std::string create_tables;
   std::string schema_version;
