@@ -5,8 +5,8 @@
 // server is given. Every figure is printed beside its baseline and the ratio.
 //
 //   tools/bench_postgres.sh                  # a throwaway server (and redis-server), then this
-//   LEASELOCK_BENCH_POSTGRES='host=... dbname=...' [LEASELOCK_BENCH_REDIS_PORT=6379] \
-//     build/release/bench/bench_postgres [--quick]
+//   export LEASELOCK_BENCH_POSTGRES='host=... dbname=...'   # and LEASELOCK_BENCH_REDIS_PORT
+//   build/release/bench/bench_postgres [--quick]
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
