@@ -12,13 +12,15 @@
 // - Same semantics by the same code. Each key is one row holding its whole
 //   detail::Record (detail/postgres/codec.hpp). The transitions of detail/semantics.hpp run
 //   here, in the client, on a cached copy of that row; the result goes back in ONE
-//   statement, a call of the schema's apply() function (detail/postgres/schema.hpp),
-//   which stores it only if the row is still at the version the decision was made on.
-//   Otherwise it returns the row as it is now, and the transition runs again on it (the
-//   Backend concept allows a transition to be retried: backends/backend.hpp). A key used
-//   by one client at a time costs one round trip and one commit per operation, like a
-//   hand-written lease row; a decision that changes nothing (busy, not held) is checked
-//   the same way without a commit.
+//   statement that stores it only if the row is still at the version the decision was
+//   made on: a plain conditional UPDATE for a row the client knows with nobody to wake,
+//   else a call of the schema's apply() function (detail/postgres/schema.hpp), which
+//   also makes new rows above the fence floor, notifies waiters and returns the row as
+//   it is now when it refuses. On a refusal the transition runs again on the fresh row
+//   (the Backend concept allows a transition to be retried: backends/backend.hpp). A key
+//   used by one client at a time costs one round trip and one commit per operation, like
+//   a hand-written lease row; a decision that changes nothing (busy, not held) is checked
+//   the same way, without a commit.
 // - Server time. Expiry is judged by the database server's clock for every host. The
 //   backend supplies the time to the LockManager (backends/backend.hpp): transitions run
 //   at an estimate of the server's clock, and apply() refuses the write unless the
@@ -503,9 +505,15 @@ class PostgresBackend {
         }
         const std::optional<detail::Nanos> sent_clock = clock_reading();
         const detail::Nanos sent = steady_nanos();
+        // A row the client knows and nobody to wake: a plain conditional UPDATE (or, when
+        // nothing changes, SELECT) — the hand-written lease row's cost. Else apply().
+        const bool plain = entry.version != 0 && !notify;
+        const char* name =
+            plain ? (write ? "leaselock_update" : "leaselock_check") : "leaselock_apply";
+        const std::string& text = plain ? (write ? sql.update : sql.check) : sql.apply;
         detail::postgres::Result row;
         try {
-          row = conn->run_prepared("leaselock_apply", sql.apply, params, statement_deadline());
+          row = conn->run_prepared(name, text, params, statement_deadline());
         } catch (const detail::postgres::StatementError& error) {
           if (error.failure() == detail::postgres::Failure::retry) continue;
           if (error.failure() == detail::postgres::Failure::refused) throw;
@@ -517,6 +525,17 @@ class PostgresBackend {
             pending.emplace(std::move(result));
             pending_base = entry.version;
           }
+          continue;
+        }
+        if (row.rows() == 0) {  // the plain statement found the row moved on: read it
+          try {
+            entry = read_entry(*conn, key, shard);
+          } catch (const detail::postgres::StatementError& error) {
+            if (error.failure() == detail::postgres::Failure::refused || ++broken > 3) throw;
+            conn.replace();
+            conn.reconnect();
+          }
+          remember(key, entry);
           continue;
         }
         observe(row.i64(0, 1), sent, steady_nanos(), sent_clock);

@@ -150,6 +150,27 @@ struct Statements {
         server_now("SELECT " LEASELOCK_PG_NOW),
         apply("SELECT * FROM " + s +
               ".apply($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"),
+        // apply()'s parameters (each named once, so every one has its type), for a row the
+        // client knows and nobody to notify: one plain statement.
+        update("UPDATE " + s +
+               ".leases l SET version = l.version + 1, last_fence = $5, live_until = $6,"
+               " waiters = $7, writer = $11, record = $4"
+               " WHERE l.key = $1 AND l.version = $3 AND ($8::bigint IS NULL OR " LEASELOCK_PG_NOW
+               " BETWEEN $8 AND $9 - 1) AND $2::int IS NOT NULL AND $10::bigint IS NOT NULL"
+               " AND $12::text IS NOT NULL AND $13::text IS NULL"
+               " RETURNING true, " LEASELOCK_PG_NOW
+               ", l.version, NULL::bytea, NULL::bigint,"
+               " NULL::bigint"),
+        check("SELECT true, " LEASELOCK_PG_NOW
+              ", l.version, NULL::bytea, NULL::bigint, NULL::bigint"
+              " FROM " +
+              s +
+              ".leases l WHERE l.key = $1 AND l.version = $3 AND ($8::bigint IS NULL "
+              "OR " LEASELOCK_PG_NOW
+              " BETWEEN $8 AND $9 - 1) AND $2::int IS NOT NULL"
+              " AND $4::bytea IS NULL AND $5::bigint IS NULL AND $6::bigint IS NULL"
+              " AND $7::int IS NULL AND $10::bigint IS NOT NULL AND $11::bigint IS NOT NULL"
+              " AND $12::text IS NOT NULL AND $13::text IS NULL"),
         read_row("SELECT " LEASELOCK_PG_NOW ", l.version, l.record, l.writer, f.floor FROM " + s +
                  ".floors f LEFT JOIN " + s + ".leases l ON l.key = $1 WHERE f.shard = $2"),
         read_all("SELECT key, record FROM " + s + ".leases WHERE live_until > 0 OR waiters > 0"),
@@ -171,6 +192,8 @@ struct Statements {
   std::string meta_exists;
   std::string server_now;
   std::string apply;
+  std::string update;
+  std::string check;
   std::string read_row;
   std::string read_all;
   std::string lock_floors;
