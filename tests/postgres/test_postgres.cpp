@@ -1,5 +1,9 @@
 // PostgresBackend's own tests: server time with skewed client clocks, durable fences,
 // waking through notifications, lost connections, and every fault with its exact error.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <cstdlib>
 #include <string>
 #include <thread>
@@ -247,4 +251,68 @@ TEST_CASE("postgres: a role that owns only its schema creates the tables there")
   admin_sql(
       "DROP TABLE IF EXISTS leaselock_app.leases, leaselock_app.floors, leaselock_app.meta;"
       "DROP FUNCTION IF EXISTS leaselock_app.apply");
+}
+
+TEST_CASE("postgres: a holder paused past its TTL has its stale write refused by the fence") {
+  test::PostgresSetup setup;
+  const std::string table =
+      leaselock::detail::postgres::quote_identifier(setup.schema) + ".resource";
+  { PostgresBackend created{setup.conninfo, setup.options(true)}; }  // the schema exists now
+  admin_sql("CREATE TABLE " + table + " (id int PRIMARY KEY, fence bigint NOT NULL, value text);" +
+            "INSERT INTO " + table + " VALUES (1, 0, 'initial')");
+  // The storage a fenced holder writes to: it accepts a write only with a newer fence.
+  const std::string write =
+      "UPDATE " + table + " SET fence = $1, value = $2 WHERE id = 1 AND fence < $1";
+  const auto fenced_write = [&](std::uint64_t fence, const std::string& value) {
+    leaselock::detail::postgres::Connection conn(setup.conninfo, 10s);
+    leaselock::detail::postgres::Params params;
+    params.i64(static_cast<std::int64_t>(fence)).text(value);
+    conn.run(write, std::chrono::steady_clock::now() + 10s, params);
+    const auto check = conn.run("SELECT value FROM " + table + " WHERE id = 1",
+                                std::chrono::steady_clock::now() + 10s);
+    return std::string(check.bytes(0, 0)) == value;
+  };
+  int pipe_fds[2];
+  REQUIRE(::pipe(pipe_fds) == 0);
+  const pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    int code = 3;
+    try {
+      leaselock::LockManager<std::chrono::system_clock, PostgresBackend> locks{
+          setup.make_server_time()};
+      auto lease = locks.try_acquire("resource", Mode::exclusive, 1s);
+      if (lease) {
+        const std::uint64_t fence = lease.fence();
+        (void)lease.detach();
+        if (::write(pipe_fds[1], &fence, sizeof fence) == sizeof fence) {
+          ::raise(SIGSTOP);  // paused here, past its TTL
+          code = fenced_write(fence, "stale") ? 1 : 0;
+        }
+      }
+    } catch (...) {
+      code = 4;
+    }
+    ::_exit(code);
+  }
+  ::close(pipe_fds[1]);
+  std::uint64_t stale_fence = 0;
+  REQUIRE(::read(pipe_fds[0], &stale_fence, sizeof stale_fence) == sizeof stale_fence);
+  ::close(pipe_fds[0]);
+  int status = 0;
+  REQUIRE(::waitpid(child, &status, WUNTRACED) == child);
+  REQUIRE(WIFSTOPPED(status));
+  {
+    leaselock::LockManager<std::chrono::system_clock, PostgresBackend> locks{
+        setup.make_server_time()};
+    auto lease = locks.try_acquire("resource", Mode::exclusive, 30s, 10s);  // after its TTL
+    REQUIRE(lease);
+    CHECK(lease.fence() > stale_fence);
+    CHECK(fenced_write(lease.fence(), "fresh"));
+  }
+  ::kill(child, SIGCONT);
+  REQUIRE(::waitpid(child, &status, 0) == child);
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);  // its write was refused
+  CHECK(fenced_write(0, "never") == false);
 }
