@@ -33,6 +33,7 @@ foreach(file IN LISTS installed)
   if(NOT file MATCHES "^include/leaselock/.*\\.hpp$"
      AND NOT file MATCHES "^share/(cmake/leaselock|doc/leaselock)/"
      AND NOT file STREQUAL "${PKGCONFIG_DIR}/leaselock.pc"
+     AND NOT file STREQUAL "${PKGCONFIG_DIR}/leaselock-postgres.pc"
      AND NOT (CLI_PROGRAM AND file STREQUAL CLI_PROGRAM))
     message(FATAL_ERROR "install: unexpected file ${file} in ${PREFIX}")
   endif()
