@@ -169,14 +169,21 @@ TEST_CASE("postgres: a waiter on another backend is woken by the notification") 
 
 TEST_CASE("postgres: an operation on a killed connection is retried, not applied twice") {
   test::PostgresSetup setup;
-  leaselock::LockManager<std::chrono::steady_clock, PostgresBackend> locks{setup.make()};
+  // Its sessions carry a name of their own, so that only they are killed (other tests
+  // may run against the same server at the same time).
+  const std::string name = "killed_" + setup.schema;
+  leaselock::LockManager<std::chrono::steady_clock, PostgresBackend> locks{
+      PostgresBackend{setup.conninfo + " application_name=" + name, setup.options(false)}};
   auto first = locks.try_acquire("killed", Mode::exclusive, 30s);
   REQUIRE(first);
   const std::uint64_t first_fence = first.fence();
-  // Kill every session of the test database but the one doing it.
-  admin_sql(
-      "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "
-      "AND pid <> pg_backend_pid()");
+  leaselock::detail::postgres::Connection admin(setup.conninfo, 10s);
+  leaselock::detail::postgres::Params params;
+  params.text(name);
+  const auto killed = admin.run(
+      "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1",
+      std::chrono::steady_clock::now() + 10s, params);
+  CHECK(killed.i64(0, 0) >= 1);
   CHECK(first.release());
   auto second = locks.try_acquire("killed", Mode::exclusive, 30s);
   REQUIRE(second);
