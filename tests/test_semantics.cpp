@@ -169,3 +169,25 @@ TEST_CASE("a waiter is known by its token and ticket: an equal ticket may be ano
   CHECK(sem::cancel(record, second.token, second_ticket, 60));
   CHECK(record.waiters.size() == 1);
 }
+
+TEST_CASE("a queued request is never granted after its deadline") {
+  sem::Record record;
+  const auto holder = request(Mode::exclusive, 100);
+  const auto late = request(Mode::exclusive, 10);
+  const auto patient = request(Mode::exclusive, 10);
+  REQUIRE(sem::try_grant(record, holder, 0, nullptr));
+  sem::enqueue(record, late, /*deadline=*/50);     // its waiter never comes back
+  sem::enqueue(record, patient, /*deadline=*/500);
+  const std::uint64_t version = record.version;
+  REQUIRE(sem::release(record, holder.token, 60, nullptr) == sem::Released::released);
+  CHECK(record.version > version);
+  CHECK_FALSE(sem::find_holder(record, late.token));  // overdue: left the queue
+  CHECK(sem::find_holder(record, patient.token));     // the next one got it
+  CHECK(record.waiters.empty());
+  // At its deadline exactly, a request may still be granted.
+  sem::Record edge;
+  REQUIRE(sem::try_grant(edge, holder, 0, nullptr));
+  sem::enqueue(edge, late, /*deadline=*/100);
+  sem::refresh(edge, 100, nullptr);  // the holder expires at 100, the deadline is 100
+  CHECK(sem::find_holder(edge, late.token));
+}

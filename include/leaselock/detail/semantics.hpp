@@ -155,12 +155,26 @@ inline void promote_waiters(Record& record, Nanos now) {
   }
 }
 
-/// Brings the record up to date at `now`: expired holders out, queued requests that now
-/// fit in.
+/// Removes the queued requests whose deadline has passed (deadline < now): nobody is
+/// granted a lease after its deadline, also when its waiter could not come back to
+/// cancel it (FileBackend: it gave up on a record another process kept locked).
+inline void drop_overdue_waiters(Record& record, Nanos now) {
+  auto& waiters = record.waiters;
+  const auto kept = std::remove_if(waiters.begin(), waiters.end(),
+                                   [&](const Waiter& w) { return w.deadline < now; });
+  if (kept == waiters.end()) return;
+  waiters.erase(kept, waiters.end());
+  ++record.version;
+}
+
+/// Brings the record up to date at `now`: expired holders out, overdue requests out,
+/// queued requests that now fit in.
 inline void refresh(Record& record, Nanos now, ExpiredList* expired) {
   if (record.holders.empty() && record.waiters.empty()) return;
   purge_expired(record, now, expired);
-  if (!record.waiters.empty()) promote_waiters(record, now);
+  if (record.waiters.empty()) return;
+  drop_overdue_waiters(record, now);
+  promote_waiters(record, now);
 }
 
 /// One immediate attempt that does not queue: granted when nobody is queued and the
