@@ -14,7 +14,7 @@ using leaselock::Mode;
 using leaselock::Token;
 using test::Harness;
 
-TEST_CASE("HolderProcess names this process, another process, or none") {
+TEST_CASE("HolderProcess names this process or another one or none") {
   CHECK(HolderProcess::this_process().kind() == HolderProcess::Kind::this_process);
   CHECK(HolderProcess::this_process().pid() == ::getpid());
   CHECK(HolderProcess::none().kind() == HolderProcess::Kind::none);
@@ -60,7 +60,7 @@ TEST_CASE_TEMPLATE("bind() answers whether the token holds the key now", Setup,
   CHECK_FALSE(h.locks.status("doc"));  // a refused bind leaves nothing behind
 }
 
-TEST_CASE_TEMPLATE("a lease bound to no process keeps its token, renewal and TTL", Setup,
+TEST_CASE_TEMPLATE("a lease bound to no process keeps its token and renewal and TTL", Setup,
                    LEASELOCK_BACKEND_SETUPS) {
   Harness<Setup> h;
   auto lease = h.locks.try_acquire("doc", Mode::exclusive, 10s);

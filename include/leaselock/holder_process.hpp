@@ -17,8 +17,14 @@
 //   InProcessBackend  accepts it and changes nothing: its leases live in this process's
 //                     memory, so they end with this process whatever they are bound to,
 //                     and before that only by their token or their TTL, as always.
-//   FileBackend       does not act on it yet: its leases stay bound to the process that
-//                     acquired them.
+//   FileBackend       stores it with the holder in the record file. It frees a lease
+//                     before its TTL only when its bound process has certainly ended
+//                     (detail/posix/identity.hpp) and liveness checks are on
+//                     (FileBackendOptions::liveness_check > 0). A lease bound to none()
+//                     lives until its token or its TTL, whatever removes idle records; one
+//                     bound to of(pid) is reclaimed as soon as that process is found dead.
+//                     Where /proc cannot tell that process's start time (a /proc of another
+//                     PID namespace), it is never found dead: the lease runs to its TTL.
 #pragma once
 
 #include <cstdint>

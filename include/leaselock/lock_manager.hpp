@@ -291,7 +291,7 @@ class LockManager final : private detail::LeaseIssuer<Clock>, private detail::Re
     bool queued = false;
     try {
       return backend_.wait_update(
-          key, request.token, clock_,
+          key, request.token, clock_, deadline,
           [&](detail::Record& record) {
             using Step = detail::Step<Grant>;
             const detail::Nanos now = storage_time();

@@ -23,12 +23,16 @@
 //   void unpin(detail::BackendHandle handle) noexcept;
 //
 //   template <class Clock, class Fn> auto wait_update(std::string_view key,
-//       const Token& waiter, const Clock& clock, Fn&& fn, detail::BackendHandle* pin);
+//       const Token& waiter, const Clock& clock, detail::Nanos deadline, Fn&& fn,
+//       detail::BackendHandle* pin);
 //       fn returns detail::Step<R>. Runs fn like update(); while fn returns a step with
 //       no result, sleeps until a change to the key's record concerns the waiter
 //       (detail::should_wake) or until the step's wake_at on `clock`
 //       (detail::park_until), then runs fn again. Returns the first result, pinned as
 //       update() does. A change between fn's decision and the sleep is never missed.
+//       `deadline` (on `clock`; kForever for none) is the request's: storage whose
+//       records another process can keep locked (FileBackend) stops waiting for the
+//       record once it has passed and returns R{} (timed out) without running fn again.
 //
 //   template <class Fn> void read(std::string_view key, Fn&& fn) const;
 //       fn(const detail::Record*) on a consistent snapshot; nullptr when nothing is stored.

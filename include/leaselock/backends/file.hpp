@@ -20,11 +20,22 @@
 // a process that maps it.
 //
 // Dead holders. Each holder and waiter is stored with its process (pid, start time, boot
-// and PID namespace: detail/posix/identity.hpp). A request that is refused, or a waiter
-// about to sleep, removes the holders and waiters whose process has certainly ended; a
-// blocked waiter checks again every `liveness_check` while another process holds the
-// key. Where death is not certain (another PID namespace or machine) the lease runs out
-// at its TTL, never sooner.
+// and PID namespace: detail/posix/identity.hpp): the one that asked, or the one a lease
+// was bound to (bind(), HolderProcess), or none. A request that is refused, a waiter
+// about to sleep, and the removal of an idle record remove the holders and waiters whose
+// process has certainly ended; a blocked waiter checks again every `liveness_check` while
+// another process holds the key. With liveness_check = 0 nothing is reclaimed. Where
+// death is not certain (another PID namespace or machine, a lease bound to none()) the
+// lease runs out at its TTL, never sooner.
+//
+// Time namespaces. Each party is stored with its time namespace: a steady_clock record
+// holding a party of another time namespace than the caller's is refused with a
+// StorageError (its times are on another CLOCK_MONOTONIC), never read as expired.
+//
+// Stalls. A process stopped (SIGSTOP) or hung inside an operation keeps the record's
+// mutex: a one-try acquisition waits for it at most 1 ms and finds the key busy; a waiting
+// one waits until its deadline; status() and list() read the last published record;
+// other operations throw StorageError after `stall_timeout`.
 //
 // Fences. Every grant's fence is above every fence this directory ever gave the key,
 // for the life of the directory: a record's last fence is kept in it, and before a record
@@ -108,6 +119,8 @@
 #include <leaselock/detail/posix/sigbus_guard.hpp>
 #include <leaselock/detail/semantics.hpp>
 #include <leaselock/detail/time.hpp>
+#include <leaselock/holder_process.hpp>
+#include <leaselock/limits.hpp>
 #include <leaselock/lock_manager.hpp>
 #include <leaselock/storage_error.hpp>
 #include <leaselock/token.hpp>
@@ -130,6 +143,13 @@ struct FileBackendOptions {
   /// left untouched, and a request for its key still throws that StorageError. Called on
   /// the thread that lists or removes; empty (the default): such files are skipped.
   std::function<void(const StorageError&)> on_damaged_record;
+  /// How long an operation without a deadline of its own (release, renew, bind, adopt)
+  /// waits for a record's mutex, which another process holds that long only when it is
+  /// stopped (SIGSTOP) or hung inside an operation on the key; past it, StorageError.
+  /// A one-try acquisition waits at most 1 ms and finds the key busy; a waiting one
+  /// waits for the mutex until its deadline; status() and list() read the last
+  /// published record instead; idle-record removal skips the key.
+  std::chrono::milliseconds stall_timeout{2000};
 };
 
 class FileBackend {
@@ -185,25 +205,57 @@ class FileBackend {
     }
   }
 
+  // The one-try form (an acquisition without a wait, or adopt()): a record another
+  // process keeps locked for over kOneTryPatience is taken as busy, and R{} returned.
   template <class Fn>
   auto update(std::string_view key, Fn&& fn, detail::BackendHandle* pin) {
+    using Result = decltype(fn(std::declval<detail::Record&>()));
+    try {
+      for (;;) {
+        Ref ref(*state_, key, /*create=*/true, kOneTryPatience);
+        Mapped& mapped = *ref;
+        Outcome outcome;
+        auto result = state_->run(
+            mapped, outcome,
+            [&](detail::Record& record) {
+              auto first = fn(record);
+              // Refused: if a holder's process has died, its lease goes and we try again.
+              if (!first && state_->reclaim(mapped, record)) return fn(record);
+              return first;
+            },
+            /*store=*/true, kOneTryPatience);
+        if (outcome.removed) {
+          ref.forget();
+          continue;
+        }
+        if (*result) *pin = ref.pin();
+        return std::move(*result);
+      }
+    } catch (const Stalled&) {
+      return Result{};
+    }
+  }
+
+  /// Makes `process` the process that token's lease on `key` lives and dies with, if
+  /// holds(record) says the token holds the key now (LockManager::bind). The binding is
+  /// stored with the holder in the record file: none() as "no process" (never taken for
+  /// dead), another process by its identity. Throws std::invalid_argument if that
+  /// process has ended.
+  template <class Fn>
+  bool bind(std::string_view key, const Token& token, const HolderProcess& process, Fn&& holds) {
+    const detail::posix::ProcessIdentity id = identity_for(process);
     for (;;) {
-      Ref ref(*state_, key);
+      Ref ref(*state_, key, /*create=*/false);
+      if (!ref) return false;
       Mapped& mapped = *ref;
       Outcome outcome;
-      auto result = state_->run(mapped, outcome, [&](detail::Record& record) {
-        auto first = fn(record);
-        // Refused: if a holder's process has died, its lease goes and we try again.
-        if (!first && state_->options.liveness_check.count() > 0 && state_->reclaim(mapped, record))
-          return fn(record);
-        return first;
+      auto bound = state_->run(mapped, outcome, [&](detail::Record& record) {
+        if (!holds(record)) return false;
+        mapped.foreign.bind(token, id);
+        return true;
       });
-      if (outcome.removed) {
-        ref.forget();
-        continue;
-      }
-      if (*result) *pin = ref.pin();
-      return std::move(*result);
+      if (!outcome.removed) return *bound;
+      ref.forget();
     }
   }
 
@@ -230,45 +282,134 @@ class FileBackend {
     state_->release_ref(*static_cast<Mapped*>(handle));
   }
 
+  // A record another process keeps locked is waited for in slices of kWaitPatience until
+  // the request's deadline has passed; then R{} (timed out). A request queued before
+  // that stays in the record, and leaves the queue unserved at its deadline
+  // (detail::drop_overdue_waiters).
   template <class Clock, class Fn>
-  auto wait_update(std::string_view key, const Token& waiter, const Clock& clock, Fn&& fn,
-                   detail::BackendHandle* pin) {
-    (void)waiter;  // every sleeper on the key is woken; each re-checks its own request
+  auto wait_update(std::string_view key, const Token& waiter, const Clock& clock,
+                   detail::Nanos deadline, Fn&& fn, detail::BackendHandle* pin) {
     using Result = std::decay_t<decltype(*fn(std::declval<detail::Record&>()).result)>;
+    for (;;) {
+      try {
+        return wait_update_once<Result>(key, waiter, clock, fn, pin);
+      } catch (const Stalled&) {
+        if (detail::now_nanos(clock) > deadline) return Result{};
+      }
+    }
+  }
+
+  // A record another process keeps locked (stalled inside an operation) is read from its
+  // last published slot instead, without its mutex.
+  template <class Fn>
+  void read(std::string_view key, Fn&& fn) const {
+    for (;;) {
+      try {
+        Ref ref(*state_, key, /*create=*/false, kOneTryPatience);
+        if (!ref) {
+          fn(static_cast<const detail::Record*>(nullptr));
+          return;
+        }
+        Outcome outcome;
+        state_->run(
+            *ref, outcome,
+            [&](detail::Record& record) {
+              state_->show(*ref, record, [&](const detail::Record& shown) { fn(&shown); });
+              return true;
+            },
+            /*store=*/false, kOneTryPatience);
+        if (!outcome.removed) return;
+        ref.forget();
+      } catch (const Stalled&) {
+        bool found = false;
+        state_->read_snapshot(detail::file::record_name(key),
+                              [&](std::string_view, const detail::Record& shown) {
+                                found = true;
+                                fn(&shown);
+                              });
+        if (!found) fn(static_cast<const detail::Record*>(nullptr));
+        return;
+      }
+    }
+  }
+
+  template <class Fn>
+  void read_all(Fn&& fn) const {
+    // A damaged record is reported and skipped: the others are still listed.
+    state_->for_each_name([&](const std::string& name) {
+      state_->skipping_damage([&] { state_->read_snapshot(name, fn); });
+    });
+  }
+
+ private:
+  // A record's mutex stayed locked by another thread or process past the patience of the
+  // operation (its holder is stopped or hung inside an operation).
+  struct Stalled : StorageError {
+    using StorageError::StorageError;
+  };
+  // A record holds times of another time namespace's steady clock.
+  struct TimeNamespaceRefused : StorageError {
+    using StorageError::StorageError;
+  };
+  // How long a one-try operation waits for a record's mutex; a waiting one, per attempt.
+  static constexpr std::chrono::nanoseconds kOneTryPatience = std::chrono::milliseconds(1);
+  static constexpr std::chrono::nanoseconds kWaitPatience = std::chrono::milliseconds(10);
+
+  // The identity stored for a holder bound to `process`.
+  static detail::posix::ProcessIdentity identity_for(const HolderProcess& process) {
+    switch (process.kind()) {
+      case HolderProcess::Kind::this_process: return detail::posix::self_identity();
+      case HolderProcess::Kind::none: return detail::posix::unbound_identity();
+      case HolderProcess::Kind::other_process: break;
+    }
+    const auto id = detail::posix::identity_of_process(process.pid());
+    if (!id) detail::throw_invalid("process " + std::to_string(process.pid()) + " has ended");
+    return *id;
+  }
+
+  // wait_update() until a record's mutex stays locked past kWaitPatience (Stalled).
+  template <class Result, class Clock, class Fn>
+  Result wait_update_once(std::string_view key, const Token& waiter, const Clock& clock, Fn& fn,
+                          detail::BackendHandle* pin) {
+    (void)waiter;  // every sleeper on the key is woken; each re-checks its own request
     constexpr bool kParkHook = detail::has_park_hook<Clock>::value;
     const auto liveness = state_->options.liveness_check;
     detail::Parker& parker = detail::this_thread_parker();
     std::chrono::steady_clock::time_point next_check{};
     for (;;) {
-      Ref ref(*state_, key);
+      Ref ref(*state_, key, /*create=*/true, kWaitPatience);
       Mapped& mapped = *ref;
       for (;;) {
         enum class Next { done, again, sleep } next = Next::sleep;
         std::uint32_t seen = 0;
         bool foreign = false;
         Outcome outcome;
-        auto step = state_->run(mapped, outcome, [&](detail::Record& record) {
-          auto decided = fn(record);
-          if (decided.result) {
-            next = Next::done;
-          } else if (record.idle()) {
-            next = Next::again;  // fn left nothing to wait in: run it again
-          } else {
-            foreign = state_->has_foreign(mapped);
-            if (foreign && liveness.count() > 0 && std::chrono::steady_clock::now() >= next_check) {
-              next_check = std::chrono::steady_clock::now() + liveness;
-              if (state_->reclaim(mapped, record)) next = Next::again;  // somebody left
-            }
-          }
-          if (next == Next::sleep) {
-            seen = detail::file::wake_count(*mapped.header);
-            if constexpr (kParkHook) {
-              parker.reset();
-              detail::file::ParkedThreads::instance().add(mapped.device, mapped.inode, parker);
-            }
-          }
-          return decided;
-        });
+        auto step = state_->run(
+            mapped, outcome,
+            [&](detail::Record& record) {
+              auto decided = fn(record);
+              if (decided.result) {
+                next = Next::done;
+              } else if (record.idle()) {
+                next = Next::again;  // fn left nothing to wait in: run it again
+              } else {
+                foreign = state_->has_foreign(mapped);
+                if (foreign && liveness.count() > 0 &&
+                    std::chrono::steady_clock::now() >= next_check) {
+                  next_check = std::chrono::steady_clock::now() + liveness;
+                  if (state_->reclaim(mapped, record)) next = Next::again;  // somebody left
+                }
+              }
+              if (next == Next::sleep) {
+                seen = detail::file::wake_count(*mapped.header);
+                if constexpr (kParkHook) {
+                  parker.reset();
+                  detail::file::ParkedThreads::instance().add(mapped.device, mapped.inode, parker);
+                }
+              }
+              return decided;
+            },
+            /*store=*/true, kWaitPatience);
         if (outcome.removed) break;
         if (next == Next::done) {
           Result result = std::move(*step->result);
@@ -294,36 +435,6 @@ class FileBackend {
     }
   }
 
-  template <class Fn>
-  void read(std::string_view key, Fn&& fn) const {
-    for (;;) {
-      Ref ref(*state_, key, /*create=*/false);
-      if (!ref) {
-        fn(static_cast<const detail::Record*>(nullptr));
-        return;
-      }
-      Outcome outcome;
-      state_->run(
-          *ref, outcome,
-          [&](detail::Record& record) {
-            state_->show(*ref, record, [&](const detail::Record& shown) { fn(&shown); });
-            return true;
-          },
-          /*store=*/false);
-      if (!outcome.removed) return;
-      ref.forget();
-    }
-  }
-
-  template <class Fn>
-  void read_all(Fn&& fn) const {
-    // A damaged record is reported and skipped: the others are still listed.
-    state_->for_each_name([&](const std::string& name) {
-      state_->skipping_damage([&] { state_->read_snapshot(name, fn); });
-    });
-  }
-
- private:
   // What happened to a record operation besides its result.
   struct Outcome {
     bool removed = false;  // the record file was removed: open the key afresh
@@ -361,7 +472,7 @@ class FileBackend {
     ~State() {
       cache.drain([&](Mapped* m) {
         try {
-          remove_if_idle(*m);
+          remove_if_idle(*m, kOneTryPatience);
         } catch (...) {
         }
         delete m;
@@ -378,10 +489,12 @@ class FileBackend {
       detail::file::corrupt(directory, m, why);
     }
 
+    std::chrono::nanoseconds stall_timeout() const noexcept { return options.stall_timeout; }
+
     // --- finding a key's record -------------------------------------------------------
 
     // Finds or maps key's record; creates it if missing and `create`. Takes a reference.
-    Mapped* acquire_ref(std::string_view key, bool create) {
+    Mapped* acquire_ref(std::string_view key, bool create, std::chrono::nanoseconds patience) {
       if (clock.empty())
         throw std::logic_error(
             "leaselock: FileBackend used before a LockManager attached its clock");
@@ -393,7 +506,7 @@ class FileBackend {
       for (;;) {
         fresh = std::make_unique<Mapped>();
         if (detail::file::map_record(directory, name, &key, clock, *fresh)) {
-          if (!take_if_live(*fresh)) continue;
+          if (!take_if_live(*fresh, patience)) continue;
           break;
         }
         if (!create) return nullptr;
@@ -410,11 +523,11 @@ class FileBackend {
 
     // A freshly mapped record: true if it is in use; if it was marked removed, finishes
     // the removal (a remover that died half-way) and returns false.
-    bool take_if_live(Mapped& m) {
+    bool take_if_live(Mapped& m, std::chrono::nanoseconds patience) {
       bool live = true;
       bool owner_died = false;
       {
-        RecordLock lock(*this, m);
+        RecordLock lock(*this, m, patience);
         owner_died = lock.owner_died;
         if (owner_died) detail::file::announce_change(*m.header);
         if (marked_removed(m)) {
@@ -458,7 +571,7 @@ class FileBackend {
     void retire(Mapped* m) noexcept {
       if (!m) return;
       try {
-        remove_if_idle(*m);
+        remove_if_idle(*m, kOneTryPatience);
       } catch (...) {
       }
       delete m;
@@ -467,17 +580,19 @@ class FileBackend {
     // --- one record operation ---------------------------------------------------------
 
     // The record's robust mutex. A holder that died leaves EOWNERDEAD: its half-done
-    // publication is finished (detail/file/slots.hpp), and the record is re-read.
+    // publication is finished (detail/file/slots.hpp), and the record is re-read. One
+    // that keeps it locked past `patience` (stopped or hung) makes it throw Stalled.
     struct RecordLock {
       Mapped& m;
       bool owner_died = false;
-      RecordLock(const State& state, Mapped& mapped) : m(mapped) {
+      RecordLock(const State& state, Mapped& mapped, std::chrono::nanoseconds patience)
+          : m(mapped) {
         // A file cut short by someone else is reported, not touched (SIGBUS).
         if (m.owns_mapping && !detail::posix::probe_pages(m.base, m.verified_size))
           detail::file::corrupt(
               state.directory, m,
               "cut short while in use: it had " + std::to_string(m.verified_size) + " bytes");
-        const int error = detail::posix::lock_robust_mutex(m.header->mutex);
+        const int error = detail::posix::lock_robust_mutex_for(m.header->mutex, patience);
         if (error == EOWNERDEAD) {
           m.decoded = false;
           owner_died = true;
@@ -491,6 +606,12 @@ class FileBackend {
             pthread_mutex_unlock(&m.header->mutex);
             throw;
           }
+        } else if (error == ETIMEDOUT) {
+          const auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(patience);
+          throw Stalled("leaselock: record file '" + state.directory.file_path(m.name).string() +
+                            "' stayed locked for " + std::to_string(waited.count()) +
+                            " ms by a process stopped or hung inside an operation on its key",
+                        state.directory.file_path(m.name), ETIMEDOUT);
         } else if (error) {
           detail::file::fail(
               "cannot lock record file '" + state.directory.file_path(m.name).string() + "'",
@@ -506,13 +627,15 @@ class FileBackend {
     // result and wakes waiters if it changed; if body throws, what it changed is written
     // all the same (transitions keep the record consistent). Returns body's result, or
     // nothing when the record file was removed (outcome.removed).
+    // `patience` (default: options.stall_timeout) bounds the wait for the mutex.
     template <class Body>
-    auto run(Mapped& m, Outcome& outcome, Body&& body, bool store = true)
+    auto run(Mapped& m, Outcome& outcome, Body&& body, bool store = true,
+             std::optional<std::chrono::nanoseconds> patience = std::nullopt)
         -> std::optional<decltype(body(std::declval<detail::Record&>()))> {
       bool wake = false;
       std::optional<decltype(body(std::declval<detail::Record&>()))> result;
       {
-        RecordLock lock(*this, m);
+        RecordLock lock(*this, m, patience ? *patience : stall_timeout());
         if (marked_removed(m)) {
           outcome.removed = true;
           return std::nullopt;
@@ -565,7 +688,28 @@ class FileBackend {
       };
       if (const char* error = detail::file::load_current(m, ensure_size, decoded_now))
         corrupt(m, error);
-      if (decoded_now) m.foreign.index(m.record, m.ids);
+      if (!decoded_now) return;
+      check_time_namespaces(m);
+      m.foreign.index(m.record, m.ids);
+    }
+
+    // Times written by processes of another time namespace are not on this process's
+    // steady clock (their CLOCK_MONOTONIC has another offset): a record holding any is
+    // refused, never read as expired (system_clock is the same in every namespace).
+    void check_time_namespaces(Mapped& m) const {
+      if (clock == "system_clock") return;
+      for (const detail::posix::ProcessIdentity& id : m.ids) {
+        if (detail::posix::same_time_namespace(id)) continue;
+        m.decoded = false;  // read it again next time: the holder may have left
+        throw TimeNamespaceRefused(
+            "leaselock: record file '" + directory.file_path(m.name).string() +
+                "' is held or waited for by a process of another time namespace (" +
+                std::to_string(id.time_namespace) + ", this process's is " +
+                std::to_string(detail::posix::self_identity().time_namespace) + "); its " + clock +
+                " times cannot be compared with this process's: use the key from " +
+                "one time namespace, or a directory used with system_clock",
+            directory.file_path(m.name), EXDEV);
+      }
     }
 
     // Checks through m's mapping (SIGBUS-safe) that its file is at least `needed` bytes.
@@ -611,8 +755,12 @@ class FileBackend {
     bool has_foreign(const Mapped& m) const noexcept { return !m.foreign.empty(); }
 
     // Removes from `record` (m's, under its lock) the holders and waiters whose process
-    // has certainly ended. Returns true if it removed any.
-    bool reclaim(const Mapped& m, detail::Record& record) { return m.foreign.reclaim(record); }
+    // has certainly ended, where the options allow reclaim (liveness_check > 0): the one
+    // place where a lease may end before its TTL without its token. Returns true if it
+    // removed any.
+    bool reclaim(const Mapped& m, detail::Record& record) {
+      return options.liveness_check.count() > 0 && m.foreign.reclaim(record);
+    }
 
     // What status() and list() see: the record without the holders and waiters whose
     // process has certainly ended (the next request on the key reclaims them).
@@ -627,9 +775,10 @@ class FileBackend {
     // --- removing records ---------------------------------------------------------------
 
     // Removes m's file if nobody holds or waits (expired leases and those of dead
-    // processes dropped first). Returns true if it removed it.
-    bool remove_if_idle(Mapped& m) {
-      RecordLock lock(*this, m);
+    // processes dropped first). Returns true if it removed it. A record another process
+    // keeps locked past `patience` is left alone (Stalled).
+    bool remove_if_idle(Mapped& m, std::chrono::nanoseconds patience) {
+      RecordLock lock(*this, m, patience);
       if (marked_removed(m)) return false;
       load(m);
       detail::Record& record = m.record;
@@ -655,7 +804,13 @@ class FileBackend {
       std::size_t removed = 0;
       directory.for_each_record_name([&](const std::string& name) {
         skipping_damage([&] {
-          if (std::unique_ptr<Mapped> m = map_existing(name)) removed += remove_if_idle(*m);
+          std::unique_ptr<Mapped> m = map_existing(name);
+          if (!m) return;
+          try {
+            removed += remove_if_idle(*m, kOneTryPatience);
+          } catch (const Stalled&) {               // in use by a stalled process: not idle
+          } catch (const TimeNamespaceRefused&) {  // held from another time namespace
+          }
         });
       });
       return removed + directory.remove_stale_temporaries();
@@ -748,8 +903,10 @@ class FileBackend {
   // A reference to a key's mapping for the length of one operation (or a pin).
   class Ref {
    public:
-    Ref(State& state, std::string_view key, bool create = true)
-        : state_(state), mapped_(state.acquire_ref(key, create)) {}
+    Ref(State& state, std::string_view key, bool create = true,
+        std::optional<std::chrono::nanoseconds> patience = std::nullopt)
+        : state_(state),
+          mapped_(state.acquire_ref(key, create, patience ? *patience : state.stall_timeout())) {}
     Ref(const Ref&) = delete;
     Ref& operator=(const Ref&) = delete;
     ~Ref() {

@@ -133,8 +133,8 @@ class InProcessBackend {
   }
 
   template <class Clock, class Fn>
-  auto wait_update(std::string_view key, const Token& waiter, const Clock& clock, Fn&& fn,
-                   detail::BackendHandle* pin) {
+  auto wait_update(std::string_view key, const Token& waiter, const Clock& clock,
+                   detail::Nanos /*deadline*/, Fn&& fn, detail::BackendHandle* pin) {
     const std::uint64_t hash = detail::hash_bytes(key, state_->seed);
     Shard& shard = state_->shard_for(hash);
     detail::Parker& parker = detail::this_thread_parker();

@@ -161,8 +161,8 @@ class PostgresBackend {
   void unpin(detail::BackendHandle) noexcept {}
 
   template <class Clock, class Fn>
-  auto wait_update(std::string_view key, const Token&, const Clock& clock, Fn&& fn,
-                   detail::BackendHandle*) {
+  auto wait_update(std::string_view key, const Token&, const Clock& clock,
+                   detail::Nanos /*deadline*/, Fn&& fn, detail::BackendHandle*) {
     State& state = *state_;
     state.listener.ensure_listening();
     detail::Parker& parker = detail::this_thread_parker();

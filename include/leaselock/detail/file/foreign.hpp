@@ -46,6 +46,20 @@ class ForeignParties {
     return posix::self_identity();
   }
 
+  /// Makes `id` the process of the party with `token` (a lease bound to it).
+  void bind(const Token& token, const posix::ProcessIdentity& id) {
+    const auto it = std::lower_bound(parties_.begin(), parties_.end(), token,
+                                     [](const auto& p, const Token& t) { return p.first < t; });
+    const bool found = it != parties_.end() && it->first == token;
+    if (id == posix::self_identity()) {
+      if (found) parties_.erase(it);
+    } else if (found) {
+      it->second = id;
+    } else {
+      parties_.emplace(it, token, id);
+    }
+  }
+
   /// After `record` was written: forgets the parties that are no longer in it.
   void drop_departed(const Record& record) {
     if (parties_.empty()) return;

@@ -30,6 +30,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <string_view>
 
 #include <leaselock/detail/posix/fork.hpp>
@@ -217,6 +218,39 @@ inline bool certainly_dead(const ProcessIdentity& id) noexcept {
   struct stat proc {};
   if (::stat("/proc/self/stat", &proc) != 0) return false;
   return ::kill(static_cast<pid_t>(id.pid), 0) != 0 && errno == ESRCH;
+}
+
+/// The identity of a lease bound to no process: never taken for dead; it keeps this
+/// process's time namespace, whose clock its times are read from.
+inline ProcessIdentity unbound_identity() noexcept {
+  ProcessIdentity id;
+  id.time_namespace = self_identity().time_namespace;
+  return id;
+}
+
+/// The identity of process `pid` (as this process numbers processes), for a lease this
+/// process binds to it: its start time, and this process's boot, PID namespace and time
+/// namespace; nullopt if it has ended (no such process, or a zombie with no thread left).
+/// Where /proc cannot tell its start time (not mounted, or another PID namespace's), the
+/// start time is left unknown, so that the process is never taken for dead.
+inline std::optional<ProcessIdentity> identity_of_process(std::int64_t pid) noexcept {
+  const SelfView& view = self_view();
+  if (pid <= 0 || pid > 0x7fffffff) return std::nullopt;
+  if (pid == view.identity.pid) return view.identity;
+  ProcessIdentity id = view.identity;
+  id.pid = static_cast<std::uint32_t>(pid);
+  id.start_ticks = 0;
+  if (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) return std::nullopt;
+  if (!view.proc_is_own_view) return id;
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%u/stat", id.pid);
+  char buffer[1024];
+  ProcStat stat;
+  if (read_small_file(path, buffer, sizeof buffer) <= 0 || !parse_proc_stat(buffer, stat))
+    return id;
+  id.start_ticks = stat.start_ticks;
+  if (certainly_dead(id)) return std::nullopt;
+  return id;
 }
 
 }  // namespace leaselock::detail::posix

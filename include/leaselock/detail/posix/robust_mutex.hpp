@@ -2,13 +2,16 @@
 //
 // A process-shared, robust pthread mutex lives inside a mapped file, so every process that
 // maps the file locks the same mutex with no system call when it is free. When a holder
-// dies, the next locker gets EOWNERDEAD: lock_robust_mutex() marks the mutex consistent
+// dies, the next locker gets EOWNERDEAD: lock_robust_mutex_for() marks the mutex consistent
 // again and tells the caller, who must treat what the dead holder was doing as unfinished.
+// A holder that is stopped (SIGSTOP) or hung keeps it locked: it gives up after a while.
 #pragma once
 
 #include <pthread.h>
+#include <time.h>
 
 #include <cerrno>
+#include <chrono>
 
 namespace leaselock::detail::posix {
 
@@ -24,10 +27,21 @@ inline int init_robust_mutex(pthread_mutex_t& mutex) noexcept {
   return error;
 }
 
-/// Locks `mutex`. Returns 0; EOWNERDEAD when its last holder died holding it (it is
-/// locked and consistent again); or another error, and then it is not locked.
-inline int lock_robust_mutex(pthread_mutex_t& mutex) noexcept {
-  const int error = pthread_mutex_lock(&mutex);
+/// Locks `mutex`, waiting at most `timeout` (CLOCK_MONOTONIC; <= 0: one try). Returns 0;
+/// EOWNERDEAD when its last holder died holding it (it is locked and consistent again);
+/// ETIMEDOUT if it stayed locked that long, or another error: then it is not locked.
+inline int lock_robust_mutex_for(pthread_mutex_t& mutex,
+                                 std::chrono::nanoseconds timeout) noexcept {
+  int error = pthread_mutex_trylock(&mutex);
+  if (error == EBUSY) {
+    if (timeout.count() <= 0) return ETIMEDOUT;
+    timespec deadline{};
+    ::clock_gettime(CLOCK_MONOTONIC, &deadline);
+    const long long total = static_cast<long long>(deadline.tv_nsec) + timeout.count();
+    deadline.tv_sec += static_cast<time_t>(total / 1000000000);
+    deadline.tv_nsec = static_cast<long>(total % 1000000000);
+    error = pthread_mutex_clocklock(&mutex, CLOCK_MONOTONIC, &deadline);
+  }
   if (error == EOWNERDEAD) pthread_mutex_consistent(&mutex);
   return error;
 }
