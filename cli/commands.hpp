@@ -15,6 +15,7 @@ namespace leaselock::cli {
 using Args = std::vector<std::string>;
 
 int run_command(const Args& args);      // run.cpp
+int acquire_command(const Args& args);  // tokens.cpp
 int release_command(const Args& args);  // tokens.cpp
 int renew_command(const Args& args);    // tokens.cpp
 int status_command(const Args& args);   // status.cpp

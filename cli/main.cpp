@@ -30,6 +30,7 @@ struct Subcommand {
 
 constexpr Subcommand kSubcommands[] = {
     {"run", leaselock::cli::run_command, "run a command while holding a lease on KEY"},
+    {"acquire", leaselock::cli::acquire_command, "take a lease that outlives this command"},
     {"release", leaselock::cli::release_command, "give back a lease by its token"},
     {"renew", leaselock::cli::renew_command, "extend a lease by its token"},
     {"status", leaselock::cli::status_command, "show who holds KEY"},

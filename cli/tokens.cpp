@@ -1,9 +1,20 @@
-// cli/tokens.cpp — `leaselock release KEY TOKEN` and `leaselock renew --ttl DUR KEY TOKEN`:
-// the token-across-calls pattern from the shell.
+// cli/tokens.cpp — `leaselock acquire --ttl DUR KEY`, `leaselock release KEY TOKEN` and
+// `leaselock renew --ttl DUR KEY TOKEN`: the token-across-calls pattern from the shell.
+//
+// acquire's lease outlives the process: it is detached bound to no process (only its
+// token or its TTL end it), or with --bind-pid PID to that process, which the file
+// backend then frees at once when PID has certainly ended.
+#include <unistd.h>
+
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <optional>
+#include <stdexcept>
 #include <string>
+
+#include <leaselock/detail/posix/process.hpp>
+#include <leaselock/holder_process.hpp>
 
 #include "backend.hpp"
 #include "commands.hpp"
@@ -11,10 +22,25 @@
 #include "json_out.hpp"
 #include "options.hpp"
 #include "output.hpp"
+#include "request.hpp"
 #include "timestamps.hpp"
 
 namespace leaselock::cli {
 namespace {
+
+constexpr const char* kAcquireHelp =
+    "usage: leaselock acquire [COMMON] [-s|-x] [-n|-w DUR] --ttl DUR [--bind-pid PID] KEY\n"
+    "\n"
+    "Takes a lease on KEY that outlives this command: it lasts until 'leaselock release\n"
+    "KEY TOKEN', or its TTL (renew it with 'leaselock renew'), or with --bind-pid until\n"
+    "process PID has ended. Prints the token alone on one line, so that\n"
+    "token=$(leaselock acquire --ttl 5m KEY) works. Exits 75 if KEY stayed busy.\n"
+    "--json prints {\"key\",\"acquired\":true,\"token\",\"fence\",\"mode\",\"owner\",\n"
+    "\"expires_at\",\"expires_in_ms\"}, or {\"key\",\"acquired\":false,\"holders\",\"waiters\"}.\n"
+    "\n"
+    "options:\n"
+    "  --ttl DUR       lease TTL: 250ms, 30s, 5m, 1h, or seconds (required)\n"
+    "  --bind-pid PID  the lease also ends as soon as process PID has ended (e.g. $$)\n";
 
 constexpr const char* kReleaseHelp =
     "usage: leaselock release [COMMON] KEY TOKEN\n"
@@ -45,7 +71,77 @@ KeyAndToken key_and_token(const ArgParser& parser, const ParsedArgs& args) {
   return KeyAndToken{key_argument(args.positional[0]), token_argument(args.positional[1])};
 }
 
+// "HOST" of the library's default owner "PID@HOST".
+std::string host_name() {
+  const std::string owner = detail::posix::process_owner();
+  return owner.substr(owner.find('@') + 1);
+}
+
+HolderProcess bind_pid_argument(const std::string& text) {
+  std::int64_t pid = 0;
+  const bool digits = !text.empty() && text.size() <= 10 &&
+                      text.find_first_not_of("0123456789") == std::string::npos;
+  if (digits) pid = std::stoll(text);
+  if (pid <= 0)
+    throw UsageError("--bind-pid needs a process id > 0 (e.g. --bind-pid $$), got '" + text + "'");
+  try {
+    return HolderProcess::of(pid);
+  } catch (const std::invalid_argument&) {
+    throw UsageError("--bind-pid " + text +
+                     ": no such process (give the pid of a running process, e.g. $$)");
+  }
+}
+
 }  // namespace
+
+int acquire_command(const Args& arguments) {
+  CommonOptions common;
+  RequestOptions request;
+  std::optional<std::string> bind_pid;
+  ArgParser parser("acquire", kAcquireHelp, common);
+  add_request_options(parser, request);
+  parser.option({"--bind-pid"}, [&](const std::string& value) { bind_pid = value; });
+  const std::optional<ParsedArgs> args = parser.parse(arguments);
+  if (!args) return exit_code::ok;
+  if (args->dashes || args->positional.size() != 1)
+    throw parser.usage("acquire takes exactly one KEY");
+  const std::string& key = key_argument(args->positional[0]);
+  if (!request.ttl) throw parser.usage("acquire needs --ttl DUR (e.g. --ttl 5m)");
+  const HolderProcess holder = bind_pid ? bind_pid_argument(*bind_pid) : HolderProcess::none();
+  // The owner names who the lease is for: the bound process, else whoever ran us.
+  const auto default_owner =
+      std::to_string(bind_pid ? holder.pid() : ::getppid()) + "@" + host_name();
+
+  const auto manager = open_manager(common, default_owner);
+  Lease lease = take_lease(*manager, key, request);
+  if (!lease) {
+    const std::optional<LockInfo> info = manager->status(key);
+    const TimeBridge now;
+    if (common.json) {
+      print_json(Json{{"key", key},
+                      {"acquired", false},
+                      {"holders", info ? holders_json(*info, now) : Json::array()},
+                      {"waiters", info ? info->waiters : 0}});
+    } else {
+      std::fprintf(stderr, "leaselock acquire: '%s' is %s\n", key.c_str(),
+                   busy_description(info, now).c_str());
+    }
+    return request.busy_code;
+  }
+  const std::uint64_t fence = lease.fence();
+  const Mode mode = lease.mode();
+  const auto expires_at = lease.expires_at();
+  const Token token = lease.detach(holder);
+  if (common.json) {
+    Json object{{"key", key},     {"acquired", true},        {"token", token.to_string()},
+                {"fence", fence}, {"mode", mode_name(mode)}, {"owner", manager->owner()}};
+    add_expiry(object, expires_at, TimeBridge());
+    print_json(object);
+  } else {
+    print_line(token.to_string());
+  }
+  return exit_code::ok;
+}
 
 int release_command(const Args& arguments) {
   CommonOptions common;
