@@ -14,6 +14,7 @@ checks=0
 trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$WORK"' EXIT
 
 ll() { "$LEASELOCK" "$@"; }
+quiet() { "$@" >/dev/null; } # for a check whose command prints a token
 
 fail() {
   echo "FAIL: $*" >&2
