@@ -98,7 +98,7 @@ int acquire_command(const Args& arguments) {
   CommonOptions common;
   RequestOptions request;
   std::optional<std::string> bind_pid;
-  ArgParser parser("acquire", kAcquireHelp, common);
+  ArgParser parser("acquire", std::string(kAcquireHelp) + kRequestOptionsHelp, common);
   add_request_options(parser, request);
   parser.option({"--bind-pid"}, [&](const std::string& value) { bind_pid = value; });
   const std::optional<ParsedArgs> args = parser.parse(arguments);
@@ -114,20 +114,7 @@ int acquire_command(const Args& arguments) {
 
   const auto manager = open_manager(common, default_owner);
   Lease lease = take_lease(*manager, key, request);
-  if (!lease) {
-    const std::optional<LockInfo> info = manager->status(key);
-    const TimeBridge now;
-    if (common.json) {
-      print_json(Json{{"key", key},
-                      {"acquired", false},
-                      {"holders", info ? holders_json(*info, now) : Json::array()},
-                      {"waiters", info ? info->waiters : 0}});
-    } else {
-      std::fprintf(stderr, "leaselock acquire: '%s' is %s\n", key.c_str(),
-                   busy_description(info, now).c_str());
-    }
-    return request.busy_code;
-  }
+  if (!lease) return report_busy("acquire", *manager, key, common, request);
   const std::uint64_t fence = lease.fence();
   const Mode mode = lease.mode();
   const auto expires_at = lease.expires_at();
