@@ -15,8 +15,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <map>
@@ -197,9 +199,12 @@ class HttpServer {
       http::ReadFailure failure;
       if (!connection.read_request(request, limits_.max_head, limits_.max_message,
                                    limits_.idle_time, limits_.request_time, &failure)) {
-        if (failure.status > 0)
-          connection.respond(failure.status, {{"Content-Type", "application/json"}},
-                             refusal_body(rpc_code::invalid_request, failure.reason), false);
+        if (failure.status > 0 &&
+            connection.respond(failure.status, {{"Content-Type", "application/json"}},
+                               refusal_body(rpc_code::invalid_request, failure.reason), false))
+          connection.drain_before_close(
+              4 * limits_.max_message,
+              std::min(limits_.request_time, std::chrono::milliseconds(2000)));
         return;
       }
       const bool keep_alive =

@@ -206,6 +206,26 @@ bool Connection::send_event(std::string_view data) {
   return write_all(fd_, text, /*socket=*/true);
 }
 
+void Connection::drain_before_close(std::size_t max_bytes, std::chrono::milliseconds time) {
+  ::shutdown(fd_, SHUT_WR);
+  const Clock::time_point deadline = Clock::now() + time;
+  std::size_t drained = 0;
+  char chunk[16384];
+  while (drained < max_bytes) {
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    if (left.count() <= 0) return;
+    pollfd pfd{fd_, POLLIN, 0};
+    const int ready = ::poll(&pfd, 1, static_cast<int>(left.count()));
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready <= 0) return;
+    const ssize_t got = ::recv(fd_, chunk, sizeof chunk, 0);
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) return;
+    drained += static_cast<std::size_t>(got);
+  }
+}
+
 bool Connection::peer_closed() const {
   pollfd pfd{fd_, POLLRDHUP, 0};
   if (::poll(&pfd, 1, 0) <= 0) return false;

@@ -52,6 +52,11 @@ class Connection {
   /// Sends one event of a stream begun with start_events.
   bool send_event(std::string_view data);
 
+  /// Closes our side and reads what the client still sends (up to `max_bytes`, for at
+  /// most `time`) before the connection is closed, so that a client still writing a
+  /// refused request's body reads the answer instead of a reset.
+  void drain_before_close(std::size_t max_bytes, std::chrono::milliseconds time);
+
   /// True once the client has closed its side (or reset the connection). Does not block.
   bool peer_closed() const;
   int fd() const noexcept { return fd_; }

@@ -1,6 +1,7 @@
 # Included by the add_subdirectory and FetchContent consumers after leaselock was added:
-# as a subproject, leaselock must define the library target and nothing else — none of
-# its tests, examples or benchmarks, and no ctest tests.
+# as a subproject, leaselock must define its library targets (leaselock, and
+# leaselock_postgres where libpq is found) and nothing else — none of its tests,
+# examples, benchmarks or the command, and no ctest tests.
 
 function(leaselock_collect_directories dir out)
   set(all "${dir}")
@@ -22,7 +23,7 @@ function(leaselock_assert_library_only leaselock_dir)
   leaselock_collect_directories("${leaselock_dir}" directories)
   foreach(dir IN LISTS directories)
     get_property(targets DIRECTORY "${dir}" PROPERTY BUILDSYSTEM_TARGETS)
-    list(REMOVE_ITEM targets leaselock)
+    list(REMOVE_ITEM targets leaselock leaselock_postgres)
     if(targets)
       message(FATAL_ERROR "consumer: leaselock as a subproject defines targets: ${targets}")
     endif()
