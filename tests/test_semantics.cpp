@@ -176,7 +176,7 @@ TEST_CASE("a queued request is never granted after its deadline") {
   const auto late = request(Mode::exclusive, 10);
   const auto patient = request(Mode::exclusive, 10);
   REQUIRE(sem::try_grant(record, holder, 0, nullptr));
-  sem::enqueue(record, late, /*deadline=*/50);     // its waiter never comes back
+  sem::enqueue(record, late, /*deadline=*/50);  // its waiter never comes back
   sem::enqueue(record, patient, /*deadline=*/500);
   const std::uint64_t version = record.version;
   REQUIRE(sem::release(record, holder.token, 60, nullptr) == sem::Released::released);
