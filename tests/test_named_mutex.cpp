@@ -211,6 +211,7 @@ struct CallerClock {
   static time_point now() noexcept { return time_point(duration(ticks.load())); }
   static inline std::atomic<std::int64_t> ticks{0};
 };
+static_assert(CallerClock::is_steady);  // a Clock says whether it is steady
 
 }  // namespace
 
@@ -253,8 +254,9 @@ TEST_CASE_TEMPLATE("huge timeouts wait instead of failing at once", Setup,
          return m.try_lock_until(std::chrono::time_point<std::chrono::steady_clock, hours>::max());
        }},
   };
-  for (const auto& [name, call] : calls) {
-    CAPTURE(name);
+  for (const auto& named_call : calls) {
+    const auto& call = named_call.second;
+    CAPTURE(named_call.first);
     auto holder = h.locks.try_acquire("db", Mode::exclusive, 1h);
     REQUIRE(holder);
     auto waiter = std::async(std::launch::async, [&, call = call] {

@@ -47,6 +47,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -84,7 +85,10 @@ class LockManager final : private detail::LeaseIssuer<Clock>, private detail::Re
 
   /// `owner` names this manager's requests in status(), list() and events unless a call
   /// names another; by default "pid@hostname".
-  explicit LockManager(Backend backend = Backend{}, Clock clock = Clock{},
+  /// (A backend that needs arguments, as FileBackend does, has no default manager.)
+  template <class B = Backend, std::enable_if_t<std::is_default_constructible_v<B>, int> = 0>
+  explicit LockManager() : LockManager(Backend{}) {}
+  explicit LockManager(Backend backend, Clock clock = Clock{},
                        std::string owner = detail::platform::process_owner())
       : backend_(std::move(backend)), clock_(std::move(clock)), owner_(std::move(owner)) {
     detail::validate_owner(owner_);

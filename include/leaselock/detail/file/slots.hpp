@@ -16,6 +16,7 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -28,12 +29,30 @@
 
 namespace leaselock::detail::file {
 
+/// How long a record file is known to be. Read before the record's mutex is taken (the
+/// pages the mutex lies in are probed first) and raised under it by another thread of
+/// this process: atomic. Relaxed is enough: a stale value only probes less.
+class KnownSize {
+ public:
+  KnownSize() = default;
+  KnownSize(const KnownSize& other) noexcept : size_(std::size_t{other}) {}
+  KnownSize& operator=(const KnownSize& other) noexcept { return *this = std::size_t{other}; }
+  KnownSize& operator=(std::size_t size) noexcept {
+    size_.store(size, std::memory_order_relaxed);
+    return *this;
+  }
+  operator std::size_t() const noexcept { return size_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<std::size_t> size_{0};
+};
+
 /// A record file's bytes as this process sees them, and the record last decoded from them.
 struct RecordSlots {
   unsigned char* base = nullptr;
   RecordHeader* header = nullptr;
   std::size_t slot_base = 0;
-  std::size_t verified_size = 0;  // the file is known to be at least this long
+  KnownSize verified_size;  // the file is known to be at least this long
 
   // Guarded by the record's own (shared) mutex: the decoded record, valid while the
   // current slot's generation is `generation`.
