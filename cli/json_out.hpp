@@ -10,9 +10,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include <leaselock/info.hpp>
 #include <leaselock/mode.hpp>
 
-#include "backend.hpp"
 #include "timestamps.hpp"
 
 namespace leaselock::cli {
@@ -29,15 +29,16 @@ inline const char* mode_name(Mode mode, ModeWords words = ModeWords::shared_excl
 }
 
 /// Adds "expires_at" (RFC 3339 UTC) and "expires_in_ms" (0 once passed) to `object`.
-inline void add_expiry(Json& object, std::chrono::steady_clock::time_point expires_at,
-                       const TimeBridge& now) {
+template <class TimePoint>
+void add_expiry(Json& object, TimePoint expires_at, const TimeBridge& now) {
   object["expires_at"] = now.rfc3339(expires_at);
   object["expires_in_ms"] = now.ms_until(expires_at);
 }
 
 /// {"owner","mode","fence","acquired_at","expires_at","expires_in_ms"}: no token.
-inline Json holder_json(const HolderInfo& holder, const TimeBridge& now,
-                        ModeWords words = ModeWords::shared_exclusive) {
+template <class Clock>
+Json holder_json(const HolderInfo<Clock>& holder, const TimeBridge& now,
+                 ModeWords words = ModeWords::shared_exclusive) {
   Json object = Json::object();
   object["owner"] = holder.owner;
   object["mode"] = mode_name(holder.mode, words);
@@ -48,18 +49,21 @@ inline Json holder_json(const HolderInfo& holder, const TimeBridge& now,
 }
 
 /// The holders of `info` as a JSON array of holder_json objects.
-inline Json holders_json(const LockInfo& info, const TimeBridge& now,
-                         ModeWords words = ModeWords::shared_exclusive) {
+template <class Clock>
+Json holders_json(const LockInfo<Clock>& info, const TimeBridge& now,
+                  ModeWords words = ModeWords::shared_exclusive) {
   Json holders = Json::array();
-  for (const HolderInfo& holder : info.holders) holders.push_back(holder_json(holder, now, words));
+  for (const HolderInfo<Clock>& holder : info.holders)
+    holders.push_back(holder_json(holder, now, words));
   return holders;
 }
 
 /// {"<key_field>","locked","mode","holders","waiters"} for `key`, held (`info`) or not
 /// (nullptr: locked false, mode null, no holders, 0 waiters).
-inline Json status_json(std::string_view key, const LockInfo* info, const TimeBridge& now,
-                        std::string_view key_field = "key",
-                        ModeWords words = ModeWords::shared_exclusive) {
+template <class Clock>
+Json status_json(std::string_view key, const LockInfo<Clock>* info, const TimeBridge& now,
+                 std::string_view key_field = "key",
+                 ModeWords words = ModeWords::shared_exclusive) {
   Json object = Json::object();
   object[std::string(key_field)] = std::string(key);
   object["locked"] = info != nullptr;

@@ -43,7 +43,8 @@ void print_usage(std::FILE* out) {
       "usage: leaselock SUBCOMMAND [OPTIONS] ...\n"
       "\n"
       "Leases on named keys for shell scripts and agents: processes of one machine share\n"
-      "them through a lock directory.\n"
+      "them through a lock directory (--dir), processes of many through a PostgreSQL\n"
+      "database (--postgres URL).\n"
       "\n"
       "subcommands:\n",
       out);

@@ -7,9 +7,9 @@
 #include <optional>
 #include <string>
 
+#include <leaselock/info.hpp>
 #include <leaselock/mode.hpp>
 
-#include "backend.hpp"
 #include "durations.hpp"
 #include "errors.hpp"
 #include "json_out.hpp"
@@ -59,23 +59,24 @@ inline void add_request_options(ArgParser& parser, RequestOptions& options) {
 
 /// Takes the lease `options` ask for; an empty Lease if KEY was still busy at the end
 /// of the wait.
-inline Lease take_lease(Manager& manager, const std::string& key, const RequestOptions& options) {
-  const auto ttl = std::chrono::duration_cast<Manager::duration>(*options.ttl);
-  if (!options.wait) return manager.acquire(key, options.mode, ttl);
-  return manager.try_acquire(key, options.mode, ttl,
-                             std::chrono::duration_cast<Manager::duration>(*options.wait));
+template <class Manager>
+typename Manager::Lease take_lease(Manager& manager, const std::string& key,
+                                   const RequestOptions& options) {
+  if (!options.wait) return manager.acquire(key, options.mode, *options.ttl);
+  return manager.try_acquire(key, options.mode, *options.ttl, *options.wait);
 }
 
 /// What stands in the way on a busy KEY, as one line for stderr: "held exclusive by
 /// 123@host (fence 7, expires in 12.3s); 2 waiting".
-inline std::string busy_description(const std::optional<LockInfo>& info, const TimeBridge& now) {
+template <class Clock>
+std::string busy_description(const std::optional<LockInfo<Clock>>& info, const TimeBridge& now) {
   if (!info || info->holders.empty()) return "busy";
-  const HolderInfo& first = info->holders.front();
+  const HolderInfo<Clock>& first = info->holders.front();
   std::string text = std::string("held ") + mode_name(info->mode) + " by " + first.owner;
   if (info->holders.size() > 1)
     text += " and " + std::to_string(info->holders.size() - 1) + " more";
   text += " (fence " + std::to_string(first.fence) + ", expires in " +
-          human_duration(first.expires_at - now.steady_now()) + ")";
+          human_duration(first.expires_at - now.now<Clock>()) + ")";
   if (info->waiters) text += "; " + std::to_string(info->waiters) + " waiting";
   return text;
 }
@@ -83,9 +84,10 @@ inline std::string busy_description(const std::optional<LockInfo>& info, const T
 /// Reports that KEY stayed busy (for `command`) and returns the busy exit code: with
 /// --json, {"key","acquired":false,"holders":[...],"waiters"} on stdout; otherwise one
 /// line on stderr saying who holds it. Never a token.
-inline int report_busy(const char* command, Manager& manager, const std::string& key,
-                       const CommonOptions& common, const RequestOptions& options) {
-  const std::optional<LockInfo> info = manager.status(key);
+template <class Manager>
+int report_busy(const char* command, Manager& manager, const std::string& key,
+                const CommonOptions& common, const RequestOptions& options) {
+  const auto info = manager.status(key);
   const TimeBridge now;
   if (common.json) {
     print_json(Json{{"key", key},

@@ -2,7 +2,8 @@
 // a command run under a lease, like flock(1), with a TTL, a token and a fence.
 //
 // The lease is taken first (waiting per -n/-w), then the command is started with
-// LEASELOCK_KEY, LEASELOCK_TOKEN, LEASELOCK_FENCE (and LEASELOCK_DIR) in its environment
+// LEASELOCK_KEY, LEASELOCK_TOKEN, LEASELOCK_FENCE (and LEASELOCK_DIR or LEASELOCK_POSTGRES,
+// so that its own leaselock calls use the same storage) in its environment
 // while the library's keep-alive renews the lease every third of its TTL (started once
 // the command has run a tenth of the TTL, at most 1 s: a short command needs no
 // renewal thread). This process
@@ -10,7 +11,8 @@
 // thread): the child's exit; SIGINT, SIGTERM, SIGHUP to forward to it; the keep-alive's
 // word that the lease is lost, on which the child gets SIGTERM and, after a grace of a
 // quarter of the TTL (at most 5 s), SIGKILL. Should this process die anyway (SIGKILL),
-// the command gets SIGTERM from the kernel (Linux), since its lease is then reclaimed.
+// the command gets SIGTERM from the kernel (Linux), since its lease is then reclaimed (a
+// lock directory's at once; PostgreSQL's, no longer renewed, at its TTL).
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -52,8 +54,9 @@ constexpr const char* kRunHelp =
     "\n"
     "Takes a lease on KEY, runs CMD (or 'sh -c STRING') while keeping the lease alive, and\n"
     "releases it when CMD exits. CMD gets LEASELOCK_KEY, LEASELOCK_TOKEN, LEASELOCK_FENCE\n"
-    "and LEASELOCK_DIR in its environment; SIGINT, SIGTERM and SIGHUP sent to leaselock\n"
-    "are passed on to it. Exits with CMD's status (128 + N if signal N killed it); 75 if\n"
+    "and LEASELOCK_DIR (or LEASELOCK_POSTGRES) in its environment; SIGINT, SIGTERM and\n"
+    "SIGHUP sent to leaselock are passed on to it. Exits with CMD's status (128 + N if signal N "
+    "killed it); 75 if\n"
     "KEY stayed busy; 76 if the lease was lost while CMD ran (CMD then gets SIGTERM, and\n"
     "SIGKILL a quarter of the TTL later, at most 5 s); 126/127 if CMD cannot be run.\n"
     "With --json, a busy KEY prints {\"key\",\"acquired\":false,\"holders\",\"waiters\"}.\n"
@@ -67,8 +70,10 @@ std::atomic<bool> lease_lost{false};
 constexpr int kLostSignal = SIGUSR2;
 constexpr int kForwarded[] = {SIGINT, SIGTERM, SIGHUP};
 
-// NAME=VALUE entries for the child: ours replace any of the same name in `environ`.
-std::vector<std::string> child_environment(const std::vector<std::string>& ours) {
+// NAME=VALUE entries for the child: ours replace any of the same name in `environ`, and
+// `dropped` (names) are left out.
+std::vector<std::string> child_environment(const std::vector<std::string>& ours,
+                                           std::string_view dropped) {
   std::vector<std::string> entries;
   for (char** entry = environ; *entry; ++entry) {
     const std::string_view text(*entry);
@@ -76,7 +81,9 @@ std::vector<std::string> child_environment(const std::vector<std::string>& ours)
       const std::size_t name = mine.find('=') + 1;
       return text.compare(0, name, mine, 0, name) == 0;
     });
-    if (!replaced) entries.emplace_back(text);
+    const bool drop = text.size() > dropped.size() &&
+                      text.compare(0, dropped.size(), dropped) == 0 && text[dropped.size()] == '=';
+    if (!replaced && !drop) entries.emplace_back(text);
   }
   entries.insert(entries.end(), ours.begin(), ours.end());
   return entries;
@@ -239,45 +246,53 @@ int run_command(const Args& arguments) {
                                          ? std::vector<std::string>{"/bin/sh", "-c", *shell_command}
                                          : args->after_dashes;
 
-  const auto manager = open_manager(common);
-  Lease lease = take_lease(*manager, key, request);
-  if (!lease) return report_busy("run", *manager, key, common, request);
+  // The command's own leaselock calls use the same storage.
+  const bool postgres = !common.postgres.empty();
+  const std::string storage =
+      postgres ? "LEASELOCK_POSTGRES=" + common.postgres : "LEASELOCK_DIR=" + common.dir;
+  const std::string_view other_storage = postgres ? "LEASELOCK_DIR" : "LEASELOCK_POSTGRES";
 
-  // From here on, the signals we wait for are blocked in this thread and in the renewal
-  // thread keep_alive() starts, so that only sigwaitinfo() takes them.
-  // A forwarded signal this process was started ignoring (nohup's SIGHUP, SIGINT in a
-  // background job) stays ignored, by it and by the command, and is not forwarded.
-  sigset_t signals;
-  sigemptyset(&signals);
-  for (int signal : kForwarded) {
-    struct sigaction action {};
-    if (::sigaction(signal, nullptr, &action) == 0 && action.sa_handler == SIG_IGN) continue;
-    sigaddset(&signals, signal);
-  }
-  sigaddset(&signals, SIGCHLD);
-  sigaddset(&signals, kLostSignal);
-  ::pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  return with_manager(common, {}, [&](auto& manager) {
+    auto lease = take_lease(manager, key, request);
+    if (!lease) return report_busy("run", manager, key, common, request);
 
-  const Spawned child = spawn(
-      std::move(command),
-      child_environment({"LEASELOCK_KEY=" + key, "LEASELOCK_TOKEN=" + lease.token().to_string(),
-                         "LEASELOCK_FENCE=" + std::to_string(lease.fence()),
-                         "LEASELOCK_DIR=" + common.dir}));
-  if (child.pid < 0) return child.failure;  // the lease is released on the way out
-  const auto start_keep_alive = [&lease] {
-    lease.keep_alive([] {
-      lease_lost.store(true);
-      ::kill(::getpid(), kLostSignal);
-    });
-  };
-  const std::chrono::nanoseconds ttl = *request.ttl;
-  const auto grace = std::min<std::chrono::nanoseconds>(ttl / 4, std::chrono::seconds(5));
-  const auto keep_alive_after =
-      std::min<std::chrono::nanoseconds>(ttl / 10, std::chrono::seconds(1));
-  const Outcome outcome = supervise(child.pid, signals, grace, keep_alive_after, start_keep_alive);
-  if (outcome.lost) return exit_code::lost;
-  lease.release();
-  return exit_status(outcome.status);
+    // From here on, the signals we wait for are blocked in this thread and in the renewal
+    // thread keep_alive() starts, so that only sigwaitinfo() takes them.
+    // A forwarded signal this process was started ignoring (nohup's SIGHUP, SIGINT in a
+    // background job) stays ignored, by it and by the command, and is not forwarded.
+    sigset_t signals;
+    sigemptyset(&signals);
+    for (int signal : kForwarded) {
+      struct sigaction action {};
+      if (::sigaction(signal, nullptr, &action) == 0 && action.sa_handler == SIG_IGN) continue;
+      sigaddset(&signals, signal);
+    }
+    sigaddset(&signals, SIGCHLD);
+    sigaddset(&signals, kLostSignal);
+    ::pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+    const Spawned child = spawn(
+        std::move(command),
+        child_environment({"LEASELOCK_KEY=" + key, "LEASELOCK_TOKEN=" + lease.token().to_string(),
+                           "LEASELOCK_FENCE=" + std::to_string(lease.fence()), storage},
+                          other_storage));
+    if (child.pid < 0) return child.failure;  // the lease is released on the way out
+    const auto start_keep_alive = [&lease] {
+      lease.keep_alive([] {
+        lease_lost.store(true);
+        ::kill(::getpid(), kLostSignal);
+      });
+    };
+    const std::chrono::nanoseconds ttl = *request.ttl;
+    const auto grace = std::min<std::chrono::nanoseconds>(ttl / 4, std::chrono::seconds(5));
+    const auto keep_alive_after =
+        std::min<std::chrono::nanoseconds>(ttl / 10, std::chrono::seconds(1));
+    const Outcome outcome =
+        supervise(child.pid, signals, grace, keep_alive_after, start_keep_alive);
+    if (outcome.lost) return exit_code::lost;
+    lease.release();
+    return exit_status(outcome.status);
+  });
 }
 
 }  // namespace leaselock::cli

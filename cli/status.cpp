@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "backend.hpp"
@@ -33,14 +34,15 @@ constexpr const char* kListHelp =
     "object per key as 'leaselock status --json' prints it.\n";
 
 // Rows of text columns, padded to the widest cell of each column.
-void print_table(const std::vector<const LockInfo*>& infos, const TimeBridge& now) {
+template <class Clock>
+void print_table(const std::vector<const LockInfo<Clock>*>& infos, const TimeBridge& now) {
   std::vector<std::vector<std::string>> rows;
   rows.push_back({"KEY", "MODE", "OWNER", "FENCE", "HELD FOR", "EXPIRES IN", "WAITERS"});
-  for (const LockInfo* info : infos) {
-    for (const HolderInfo& holder : info->holders) {
+  for (const LockInfo<Clock>* info : infos) {
+    for (const HolderInfo<Clock>& holder : info->holders) {
       rows.push_back({info->key, mode_name(holder.mode), holder.owner, std::to_string(holder.fence),
-                      human_duration(now.steady_now() - holder.acquired_at),
-                      human_duration(holder.expires_at - now.steady_now()),
+                      human_duration(now.now<Clock>() - holder.acquired_at),
+                      human_duration(holder.expires_at - now.now<Clock>()),
                       std::to_string(info->waiters)});
     }
   }
@@ -67,17 +69,18 @@ int status_command(const Args& arguments) {
   if (args->dashes || args->positional.size() != 1)
     throw parser.usage("status takes exactly one KEY");
   const std::string& key = key_argument(args->positional[0]);
-  const auto manager = open_manager(common);
-  const std::optional<LockInfo> info = manager->status(key);
-  const TimeBridge now;
-  if (common.json) {
-    print_json(status_json(key, info ? &*info : nullptr, now));
-  } else if (!info) {
-    print_line(key + ": not held");
-  } else {
-    print_table({&*info}, now);
-  }
-  return exit_code::ok;
+  return with_manager(common, {}, [&](auto& manager) {
+    const auto info = manager.status(key);
+    const TimeBridge now;
+    if (common.json) {
+      print_json(status_json(key, info ? &*info : nullptr, now));
+    } else if (!info) {
+      print_line(key + ": not held");
+    } else {
+      print_table(std::vector{&*info}, now);
+    }
+    return exit_code::ok;
+  });
 }
 
 int list_command(const Args& arguments) {
@@ -88,24 +91,26 @@ int list_command(const Args& arguments) {
   if (args->dashes || args->positional.size() > 1)
     throw parser.usage("list takes at most one PREFIX");
   const std::string prefix = args->positional.empty() ? std::string() : args->positional[0];
-  const auto manager = open_manager(common);
-  std::vector<LockInfo> infos = manager->list();
-  const TimeBridge now;
-  std::vector<const LockInfo*> shown;
-  for (const LockInfo& info : infos)
-    if (info.key.compare(0, prefix.size(), prefix) == 0) shown.push_back(&info);
-  std::sort(shown.begin(), shown.end(),
-            [](const LockInfo* a, const LockInfo* b) { return a->key < b->key; });
-  if (common.json) {
-    Json locks = Json::array();
-    for (const LockInfo* info : shown) locks.push_back(status_json(info->key, info, now));
-    print_json(Json{{"locks", std::move(locks)}});
-  } else if (shown.empty()) {
-    print_line(prefix.empty() ? "no key is held" : "no key under '" + prefix + "' is held");
-  } else {
-    print_table(shown, now);
-  }
-  return exit_code::ok;
+  return with_manager(common, {}, [&](auto& manager) {
+    using Info = typename std::decay_t<decltype(manager)>::LockInfo;
+    const std::vector<Info> infos = manager.list();
+    const TimeBridge now;
+    std::vector<const Info*> shown;
+    for (const Info& info : infos)
+      if (info.key.compare(0, prefix.size(), prefix) == 0) shown.push_back(&info);
+    std::sort(shown.begin(), shown.end(),
+              [](const Info* a, const Info* b) { return a->key < b->key; });
+    if (common.json) {
+      Json locks = Json::array();
+      for (const Info* info : shown) locks.push_back(status_json(info->key, info, now));
+      print_json(Json{{"locks", std::move(locks)}});
+    } else if (shown.empty()) {
+      print_line(prefix.empty() ? "no key is held" : "no key under '" + prefix + "' is held");
+    } else {
+      print_table(shown, now);
+    }
+    return exit_code::ok;
+  });
 }
 
 }  // namespace leaselock::cli

@@ -1,8 +1,9 @@
-// cli/timestamps.hpp — steady_clock instants shown as RFC 3339 UTC times.
+// cli/timestamps.hpp — lease times shown as RFC 3339 UTC times.
 //
-// file_lock_manager runs on steady_clock (immune to wall-clock steps); people and JSON
-// want wall-clock times. TimeBridge reads both clocks once, at the moment of printing,
-// and converts through the difference.
+// file_lock_manager runs on steady_clock (immune to wall-clock steps), postgres_lock_manager
+// on system_clock; people and JSON want wall-clock times. TimeBridge reads both clocks
+// once, at the moment of printing, and converts steady_clock instants through the
+// difference.
 #pragma once
 
 #include <time.h>
@@ -10,6 +11,7 @@
 #include <chrono>
 #include <cstdio>
 #include <string>
+#include <type_traits>
 
 namespace leaselock::cli {
 
@@ -32,27 +34,45 @@ inline std::string rfc3339_utc(std::chrono::system_clock::time_point when) {
   return text;
 }
 
-/// Both clocks read once; converts steady_clock instants to wall-clock ones.
+/// Both clocks read once; shows instants of either clock as wall-clock times.
+/// file_lock_manager's times are steady_clock instants, converted through the difference
+/// of the two readings; postgres_lock_manager's are system_clock instants already.
 class TimeBridge {
  public:
   TimeBridge()
       : steady_now_(std::chrono::steady_clock::now()),
         system_now_(std::chrono::system_clock::now()) {}
 
-  std::chrono::steady_clock::time_point steady_now() const noexcept { return steady_now_; }
+  /// Now, on the clock of `Clock::time_point`s.
+  template <class Clock>
+  typename Clock::time_point now() const noexcept {
+    if constexpr (std::is_same_v<Clock, std::chrono::steady_clock>) {
+      return steady_now_;
+    } else {
+      static_assert(std::is_same_v<Clock, std::chrono::system_clock>);
+      return system_now_;
+    }
+  }
 
   std::chrono::system_clock::time_point to_system(
       std::chrono::steady_clock::time_point when) const {
     return system_now_ +
            std::chrono::duration_cast<std::chrono::system_clock::duration>(when - steady_now_);
   }
-  std::string rfc3339(std::chrono::steady_clock::time_point when) const {
+  std::chrono::system_clock::time_point to_system(
+      std::chrono::system_clock::time_point when) const noexcept {
+    return when;
+  }
+  template <class TimePoint>
+  std::string rfc3339(TimePoint when) const {
     return rfc3339_utc(to_system(when));
   }
   /// Whole milliseconds from now until `when`; 0 if it has passed.
-  long long ms_until(std::chrono::steady_clock::time_point when) const {
+  template <class TimePoint>
+  long long ms_until(TimePoint when) const {
+    using Clock = typename TimePoint::clock;
     const auto left =
-        std::chrono::duration_cast<std::chrono::milliseconds>(when - steady_now_).count();
+        std::chrono::duration_cast<std::chrono::milliseconds>(when - now<Clock>()).count();
     return left > 0 ? static_cast<long long>(left) : 0;
   }
 

@@ -3,7 +3,8 @@
 //
 // acquire's lease outlives the process: it is detached bound to no process (only its
 // token or its TTL end it), or with --bind-pid PID to that process, which the file
-// backend then frees at once when PID has certainly ended.
+// backend then frees at once when PID has certainly ended. PostgreSQL leases are tied to
+// no process (their holders live on other machines): --bind-pid is refused there.
 #include <unistd.h>
 
 #include <chrono>
@@ -12,6 +13,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 
 #include <leaselock/detail/posix/process.hpp>
 #include <leaselock/holder_process.hpp>
@@ -40,7 +42,8 @@ constexpr const char* kAcquireHelp =
     "\n"
     "options:\n"
     "  --ttl DUR       lease TTL: 250ms, 30s, 5m, 1h, or seconds (required)\n"
-    "  --bind-pid PID  the lease also ends as soon as process PID has ended (e.g. $$)\n";
+    "  --bind-pid PID  the lease also ends as soon as process PID has ended (e.g. $$);\n"
+    "                  lock directories only (a PostgreSQL lease has no process)\n";
 
 constexpr const char* kReleaseHelp =
     "usage: leaselock release [COMMON] KEY TOKEN\n"
@@ -107,27 +110,32 @@ int acquire_command(const Args& arguments) {
     throw parser.usage("acquire takes exactly one KEY");
   const std::string& key = key_argument(args->positional[0]);
   if (!request.ttl) throw parser.usage("acquire needs --ttl DUR (e.g. --ttl 5m)");
+  if (bind_pid && !common.postgres.empty())
+    throw UsageError(
+        "--bind-pid is for a lock directory (--dir): a lease in PostgreSQL is not tied to a "
+        "process of one machine and lasts until release or its TTL; leave --bind-pid out");
   const HolderProcess holder = bind_pid ? bind_pid_argument(*bind_pid) : HolderProcess::none();
   // The owner names who the lease is for: the bound process, else whoever ran us.
   const auto default_owner =
       std::to_string(bind_pid ? holder.pid() : ::getppid()) + "@" + host_name();
 
-  const auto manager = open_manager(common, default_owner);
-  Lease lease = take_lease(*manager, key, request);
-  if (!lease) return report_busy("acquire", *manager, key, common, request);
-  const std::uint64_t fence = lease.fence();
-  const Mode mode = lease.mode();
-  const auto expires_at = lease.expires_at();
-  const Token token = lease.detach(holder);
-  if (common.json) {
-    Json object{{"key", key},     {"acquired", true},        {"token", token.to_string()},
-                {"fence", fence}, {"mode", mode_name(mode)}, {"owner", manager->owner()}};
-    add_expiry(object, expires_at, TimeBridge());
-    print_json(object);
-  } else {
-    print_line(token.to_string());
-  }
-  return exit_code::ok;
+  return with_manager(common, default_owner, [&](auto& manager) {
+    auto lease = take_lease(manager, key, request);
+    if (!lease) return report_busy("acquire", manager, key, common, request);
+    const std::uint64_t fence = lease.fence();
+    const Mode mode = lease.mode();
+    const auto expires_at = lease.expires_at();
+    const Token token = lease.detach(holder);
+    if (common.json) {
+      Json object{{"key", key},     {"acquired", true},        {"token", token.to_string()},
+                  {"fence", fence}, {"mode", mode_name(mode)}, {"owner", manager.owner()}};
+      add_expiry(object, expires_at, TimeBridge());
+      print_json(object);
+    } else {
+      print_line(token.to_string());
+    }
+    return exit_code::ok;
+  });
 }
 
 int release_command(const Args& arguments) {
@@ -136,7 +144,8 @@ int release_command(const Args& arguments) {
   const std::optional<ParsedArgs> args = parser.parse(arguments);
   if (!args) return exit_code::ok;
   const KeyAndToken request = key_and_token(parser, *args);
-  const bool released = open_manager(common)->release(request.key, request.token);
+  const bool released = with_manager(
+      common, {}, [&](auto& manager) { return manager.release(request.key, request.token); });
   if (common.json) {
     print_json(Json{{"key", request.key}, {"released", released}});
   } else {
@@ -154,35 +163,34 @@ int renew_command(const Args& arguments) {
   if (!args) return exit_code::ok;
   const KeyAndToken request = key_and_token(parser, *args);
   if (!ttl) throw parser.usage("renew needs --ttl DUR (e.g. --ttl 30s)");
-  const auto manager = open_manager(common);
-  const bool renewed = manager->renew(request.key, request.token,
-                                      std::chrono::duration_cast<Manager::duration>(*ttl));
-  // The new expiry, as stored: this token's holder in the key's status.
-  std::optional<std::chrono::steady_clock::time_point> expires_at;
-  if (renewed) {
-    if (const auto info = manager->status(request.key))
-      for (const HolderInfo& holder : info->holders)
-        if (holder.token == request.token) expires_at = holder.expires_at;
-  }
-  const TimeBridge now;
-  if (common.json) {
-    Json object{{"key", request.key}, {"renewed", expires_at.has_value()}};
-    if (expires_at) {
-      add_expiry(object, *expires_at, now);
-    } else {
-      object["expires_at"] = nullptr;
-      object["expires_in_ms"] = 0;
+  return with_manager(common, {}, [&](auto& manager) {
+    // The new expiry, as stored: this token's holder in the key's status.
+    std::optional<typename std::decay_t<decltype(manager)>::time_point> expires_at;
+    if (manager.renew(request.key, request.token, *ttl)) {
+      if (const auto info = manager.status(request.key))
+        for (const auto& holder : info->holders)
+          if (holder.token == request.token) expires_at = holder.expires_at;
     }
-    print_json(object);
-  } else if (expires_at) {
-    print_line("renewed until " + now.rfc3339(*expires_at));
-  } else {
-    std::fputs(
-        "leaselock renew: not renewed: that token no longer holds the key (expired or "
-        "released); take it again with 'leaselock acquire'\n",
-        stderr);
-  }
-  return expires_at ? exit_code::ok : exit_code::lost;
+    const TimeBridge now;
+    if (common.json) {
+      Json object{{"key", request.key}, {"renewed", expires_at.has_value()}};
+      if (expires_at) {
+        add_expiry(object, *expires_at, now);
+      } else {
+        object["expires_at"] = nullptr;
+        object["expires_in_ms"] = 0;
+      }
+      print_json(object);
+    } else if (expires_at) {
+      print_line("renewed until " + now.rfc3339(*expires_at));
+    } else {
+      std::fputs(
+          "leaselock renew: not renewed: that token no longer holds the key (expired or "
+          "released); take it again with 'leaselock acquire'\n",
+          stderr);
+    }
+    return expires_at ? exit_code::ok : exit_code::lost;
+  });
 }
 
 }  // namespace leaselock::cli

@@ -33,8 +33,8 @@ const char* const kHelp =
     "                     [--auth-token-file FILE]\n"
     "\n"
     "An MCP server giving AI agents file locks as tools: lock_file, unlock_file,\n"
-    "renew_lock, check_lock_status, list_locks. Leases live in the lock directory and\n"
-    "belong to their lock_id: every agent may run its own server.\n"
+    "renew_lock, check_lock_status, list_locks. Leases live in the lock directory (or the\n"
+    "PostgreSQL database) and belong to their lock_id: every agent may run its own server.\n"
     "\n"
     "  (default)                serve one client on stdin/stdout (logs on stderr)\n"
     "  --http HOST:PORT         serve Streamable HTTP at http://HOST:PORT/mcp\n"
@@ -136,7 +136,6 @@ int mcp_command(const Args& args) {
     throw UsageError("--auth-token-file is for --http (a stdio server serves its own client)");
   }
 
-  std::unique_ptr<Manager> manager = open_manager(common);
   std::unique_ptr<mcp::AuditLog> audit;
   if (!audit_path.empty()) {
     try {
@@ -144,18 +143,23 @@ int mcp_command(const Args& args) {
     } catch (const std::runtime_error& error) {
       throw UsageError(error.what());
     }
-    manager->set_observer(audit.get());
   }
-  mcp::LockTools tools(*manager, !common.owner.empty(), audit.get());
-  mcp::Protocol protocol(tools);
-  ::signal(SIGPIPE, SIG_IGN);
-  const mcp::TransportLimits limits;
-  if (http.empty()) return mcp::serve_stdio(protocol, limits);
-  try {
-    return mcp::serve_http(protocol, http_options, limits);
-  } catch (const std::runtime_error& error) {
-    throw StorageUnavailable(error.what());
-  }
+  // The storage is opened (the server reached) before serving: a server that cannot be
+  // used fails at start, as every other subcommand does.
+  return with_manager(common, {}, [&](auto& manager) {
+    manager.set_observer(audit.get());
+    const std::unique_ptr<mcp::LockTools> tools = mcp::make_lock_tools(
+        manager, !common.owner.empty(), audit.get(), ConnectionSecrets(common.postgres));
+    mcp::Protocol protocol(*tools);
+    ::signal(SIGPIPE, SIG_IGN);
+    const mcp::TransportLimits limits;
+    if (http.empty()) return mcp::serve_stdio(protocol, limits);
+    try {
+      return mcp::serve_http(protocol, http_options, limits);
+    } catch (const std::runtime_error& error) {
+      throw StorageUnavailable(error.what());
+    }
+  });
 }
 
 }  // namespace leaselock::cli

@@ -127,18 +127,20 @@ json error_result(const std::string& message, json structured = nullptr) {
 }
 
 // How long until the holders that block a request in `mode` are gone (unless renewed).
-long long retry_after_ms(const LockInfo& info, Mode mode, const TimeBridge& now) {
+template <class Clock>
+long long retry_after_ms(const LockInfo<Clock>& info, Mode mode, const TimeBridge& now) {
   long long wait = 0;
-  for (const HolderInfo& holder : info.holders) {
+  for (const HolderInfo<Clock>& holder : info.holders) {
     if (mode == Mode::shared && holder.mode == Mode::shared) continue;  // readers share
     wait = std::max(wait, now.ms_until(holder.expires_at));
   }
   return wait;
 }
 
-std::string holders_text(const LockInfo& info) {
+template <class Clock>
+std::string holders_text(const LockInfo<Clock>& info) {
   std::string text;
-  for (const HolderInfo& holder : info.holders) {
+  for (const HolderInfo<Clock>& holder : info.holders) {
     if (!text.empty()) text += ", ";
     text += holder.owner;
     text += holder.mode == Mode::shared ? " (read)" : " (write)";
@@ -146,13 +148,37 @@ std::string holders_text(const LockInfo& info) {
   return text.empty() ? "nobody" : text;
 }
 
-}  // namespace
+// The tools over one Manager; make_lock_tools() makes them.
+template <class Manager>
+class ManagerTools final : public LockTools {
+ public:
+  ManagerTools(Manager& manager, bool owner_fixed, AuditLog* audit, ConnectionSecrets secrets)
+      : manager_(manager), owner_fixed_(owner_fixed), audit_(audit), secrets_(std::move(secrets)) {}
 
-LockTools::LockTools(Manager& manager, bool owner_fixed, AuditLog* audit)
-    : manager_(manager), owner_fixed_(owner_fixed), audit_(audit) {}
+  json call(const std::string& name, const json& arguments, const std::string& client,
+            const WaitHooks& hooks) override;
+  void give_back(const json& structured) noexcept override;
 
-json LockTools::call(const std::string& name, const json& arguments, const std::string& client,
-                     const WaitHooks& hooks) {
+ private:
+  using Lease = typename Manager::Lease;
+  using LockInfo = typename Manager::LockInfo;
+  using HolderInfo = typename Manager::HolderInfo;
+
+  json lock_file(const json& arguments, const std::string& client, const WaitHooks& hooks);
+  json unlock_file(const json& arguments);
+  json renew_lock(const json& arguments);
+  json check_lock_status(const json& arguments);
+  json list_locks(const json& arguments);
+
+  Manager& manager_;
+  bool owner_fixed_;
+  AuditLog* audit_;
+  ConnectionSecrets secrets_;
+};
+
+template <class Manager>
+json ManagerTools<Manager>::call(const std::string& name, const json& arguments,
+                                 const std::string& client, const WaitHooks& hooks) {
   static const json no_arguments = json::object();
   const json& args = arguments.is_null() ? no_arguments : arguments;
   if (!args.is_object())
@@ -167,6 +193,10 @@ json LockTools::call(const std::string& name, const json& arguments, const std::
     return error_result(error.what(), error.structured());
   } catch (const std::invalid_argument& error) {
     return error_result(reason(error) + ". Nothing was changed.");
+  } catch (const StorageError& error) {
+    return error_result("the lock storage failed: " + secrets_.hide(reason(error)) +
+                        ". Whether this call changed anything is not known: try again in a "
+                        "moment (check_lock_status shows the lock).");
   }
   throw RpcError(rpc_code::invalid_params,
                  "unknown tool \"" + name.substr(0, 64) +
@@ -174,7 +204,8 @@ json LockTools::call(const std::string& name, const json& arguments, const std::
                      "list_locks)");
 }
 
-void LockTools::give_back(const json& structured) noexcept {
+template <class Manager>
+void ManagerTools<Manager>::give_back(const json& structured) noexcept {
   try {
     if (!structured.value("acquired", false)) return;
     const auto token = Token::parse(structured.value("lock_id", ""));
@@ -183,7 +214,9 @@ void LockTools::give_back(const json& structured) noexcept {
   }
 }
 
-json LockTools::lock_file(const json& args, const std::string& client, const WaitHooks& hooks) {
+template <class Manager>
+json ManagerTools<Manager>::lock_file(const json& args, const std::string& client,
+                                      const WaitHooks& hooks) {
   static const std::string tool = "lock_file";
   const std::string path = string_argument(args, "path", tool);
   const Mode mode = mode_from(optional_string(args, "mode", tool));
@@ -268,7 +301,8 @@ json LockTools::lock_file(const json& args, const std::string& client, const Wai
   return tool_result(std::move(result));
 }
 
-json LockTools::unlock_file(const json& args) {
+template <class Manager>
+json ManagerTools<Manager>::unlock_file(const json& args) {
   static const std::string tool = "unlock_file";
   const std::string path = string_argument(args, "path", tool);
   const Token token = lock_id_from(string_argument(args, "lock_id", tool));
@@ -284,13 +318,14 @@ json LockTools::unlock_file(const json& args) {
   return tool_result(std::move(result));
 }
 
-json LockTools::renew_lock(const json& args) {
+template <class Manager>
+json ManagerTools<Manager>::renew_lock(const json& args) {
   static const std::string tool = "renew_lock";
   const std::string path = string_argument(args, "path", tool);
   const Token token = lock_id_from(string_argument(args, "lock_id", tool));
   const auto ttl = ttl_from(number_argument(args, "ttl_seconds", tool));
   const bool renewed = manager_.renew(path, token, ttl);
-  std::optional<steady_clock::time_point> expires_at;
+  std::optional<typename Manager::time_point> expires_at;
   if (renewed) {
     if (const auto info = manager_.status(path)) {
       for (const HolderInfo& holder : info->holders)
@@ -309,14 +344,16 @@ json LockTools::renew_lock(const json& args) {
   return tool_result(std::move(result));
 }
 
-json LockTools::check_lock_status(const json& args) {
+template <class Manager>
+json ManagerTools<Manager>::check_lock_status(const json& args) {
   const std::string path = string_argument(args, "path", "check_lock_status");
   const std::optional<LockInfo> info = manager_.status(path);
   return tool_result(
       status_json(path, info ? &*info : nullptr, TimeBridge{}, "path", ModeWords::read_write));
 }
 
-json LockTools::list_locks(const json& args) {
+template <class Manager>
+json ManagerTools<Manager>::list_locks(const json& args) {
   const std::string prefix = optional_string(args, "prefix", "list_locks").value_or("");
   std::vector<LockInfo> infos = manager_.list();
   std::sort(infos.begin(), infos.end(),
@@ -329,5 +366,20 @@ json LockTools::list_locks(const json& args) {
   }
   return tool_result(json{{"locks", std::move(locks)}});
 }
+
+}  // namespace
+
+template <class Manager>
+std::unique_ptr<LockTools> make_lock_tools(Manager& manager, bool owner_fixed, AuditLog* audit,
+                                           ConnectionSecrets secrets) {
+  return std::make_unique<ManagerTools<Manager>>(manager, owner_fixed, audit, std::move(secrets));
+}
+
+template std::unique_ptr<LockTools> make_lock_tools(file_lock_manager&, bool, AuditLog*,
+                                                    ConnectionSecrets);
+#if LEASELOCK_CLI_POSTGRES
+template std::unique_ptr<LockTools> make_lock_tools(postgres_lock_manager&, bool, AuditLog*,
+                                                    ConnectionSecrets);
+#endif
 
 }  // namespace leaselock::cli::mcp

@@ -1,9 +1,9 @@
 // cli/mcp/tools.hpp — the MCP tools: lock_file, unlock_file, renew_lock, check_lock_status,
 // list_locks (DESIGN.md "MCP server": names, arguments and result fields are fixed).
 //
-// LockTools runs them on a file_lock_manager. A lease belongs to its lock_id (the token),
-// not to this server: lock_file detaches it from the server process, so it lives until
-// unlock_file or its TTL, whatever happens to the server. Results never carry another
+// LockTools runs them on a file_lock_manager or a postgres_lock_manager. A lease belongs to its
+// lock_id (the token), not to this server: lock_file detaches it from the server process, so it
+// lives until unlock_file or its TTL, whatever happens to the server. Results never carry another
 // holder's lock_id. The server never opens the files the paths name: a path is a key.
 //
 // Faults in the call itself (unknown tool, an argument missing or of the wrong JSON type)
@@ -14,6 +14,7 @@
 
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <stdexcept>
 #include <string>
 
@@ -43,6 +44,7 @@ class Cancelled : public std::runtime_error {
   Cancelled() : std::runtime_error("the request was cancelled; no lock was taken") {}
 };
 
+/// The tools, over either kind of lock manager (make_lock_tools()).
 class LockTools {
  public:
   /// Longest wait lock_file allows (requests for more are shortened to it): below the
@@ -52,33 +54,29 @@ class LockTools {
   static constexpr std::chrono::milliseconds poll_interval{20};
   static constexpr std::chrono::milliseconds progress_interval{500};
 
-  /// `owner_fixed`: --owner (or $LEASELOCK_OWNER) named the manager's owner, which then
-  /// wins over the client's name. `audit` may be null.
-  LockTools(Manager& manager, bool owner_fixed, AuditLog* audit);
+  virtual ~LockTools() = default;
 
   /// The tools/list entries, in their fixed order.
   static const json& definitions();
 
   /// Runs tool `name` on `arguments` (an object, or null for none); `client` names the
   /// client (clientInfo.name, may be empty) for the default owner. Returns a
-  /// CallToolResult. Throws RpcError or Cancelled.
-  json call(const std::string& name, const json& arguments, const std::string& client,
-            const WaitHooks& hooks);
+  /// CallToolResult; storage that fails (a database that went away) is a tool error.
+  /// Throws RpcError or Cancelled.
+  virtual json call(const std::string& name, const json& arguments, const std::string& client,
+                    const WaitHooks& hooks) = 0;
 
   /// Releases the lease a lock_file result (its structuredContent) describes, if any:
   /// for a result that could not be delivered. Never throws.
-  void give_back(const json& structured) noexcept;
-
- private:
-  json lock_file(const json& arguments, const std::string& client, const WaitHooks& hooks);
-  json unlock_file(const json& arguments);
-  json renew_lock(const json& arguments);
-  json check_lock_status(const json& arguments);
-  json list_locks(const json& arguments);
-
-  Manager& manager_;
-  bool owner_fixed_;
-  AuditLog* audit_;
+  virtual void give_back(const json& structured) noexcept = 0;
 };
+
+/// The tools over `manager` (a file_lock_manager or a postgres_lock_manager), which must
+/// outlive them. `owner_fixed`: --owner (or $LEASELOCK_OWNER) named the manager's owner,
+/// which then wins over the client's name. `audit` may be null. `secrets`: what storage
+/// error messages must not show.
+template <class Manager>
+std::unique_ptr<LockTools> make_lock_tools(Manager& manager, bool owner_fixed, AuditLog* audit,
+                                           ConnectionSecrets secrets);
 
 }  // namespace leaselock::cli::mcp

@@ -6,15 +6,7 @@ source "$(dirname "$0")/lib.sh"
 # --- acquire in one process, status in another, release in a third.
 token=$(ll acquire --ttl 5m --owner agent-7 repo/main.c)
 check "acquire prints a 32-hex-digit token alone" test "$(echo "$token" | grep -cE '^[0-9a-f]{32}$')" = 1
-status=$(ll status --json repo/main.c)
-check "status in another process shows the lease held" test "$(echo "$status" | json .locked)" = true
-check "status shows the mode" test "$(echo "$status" | json .mode)" = exclusive
-check "status shows the owner" test "$(echo "$status" | json '.holders[0].owner')" = agent-7
-check "status shows the fence" test "$(echo "$status" | json '.holders[0].fence')" -ge 1
-left=$(echo "$status" | json '.holders[0].expires_in_ms')
-check "status shows the time left (${left} ms of 300000)" test "$left" -gt 290000 -a "$left" -le 300000
-check "status shows RFC 3339 UTC times" test -n "$(echo "$status" | json '.holders[0].expires_at' |
-  grep -E '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z$')"
+check_held "$(ll status --json repo/main.c)" agent-7 300000
 
 # Nothing anyone may run prints the token.
 for view in "status repo/main.c" "status --json repo/main.c" "list" "list --json" "list repo/"; do
@@ -30,27 +22,8 @@ check "a busy acquire never prints the holder's token" test -z "$(echo "$busy" |
 message=$(ll acquire -n --ttl 1m repo/main.c 2>&1 >/dev/null)
 check "a busy acquire's message never prints the token" test -z "$(echo "$message" | grep -F "$token")"
 
-# A wrong token releases nothing; the right one releases.
-wrong=0123456789abcdef0123456789abcdef
-check "release with a wrong token exits 0" ll release repo/main.c $wrong
-check "release with a wrong token says released false" \
-  test "$(ll release --json repo/main.c $wrong | json .released)" = false
-check "the lease is still held after a wrong release" \
-  test "$(ll status --json repo/main.c | json .locked)" = true
-expect_run 76 "leaselock renew: not renewed: that token no longer holds the key (expired or released); take it again with 'leaselock acquire'" \
-  renew --ttl 1m repo/main.c $wrong
-renewed=$(ll renew --json --ttl 10m repo/main.c "$token")
-check "renew with the token renews" test "$(echo "$renewed" | json .renewed)" = true
-left=$(echo "$renewed" | json .expires_in_ms)
-check "renew extends to the new TTL (${left} ms of 600000)" test "$left" -gt 590000
-check "release with the token says released true" \
-  test "$(ll release --json repo/main.c "$token" | json .released)" = true
-check "the key is free after the release" test "$(ll status --json repo/main.c | json .locked)" = false
-check "a second release of the same token exits 0" quiet ll release repo/main.c "$token"
-check "and says it held nothing" \
-  test "$(ll release repo/main.c "$token")" = "not held by that token (already released or expired)"
-expect_run 76 "leaselock renew: not renewed: that token no longer holds the key (expired or released); take it again with 'leaselock acquire'" \
-  renew --ttl 1m repo/main.c "$token"
+# A wrong token releases nothing; the right one renews and releases.
+check_token_cycle repo/main.c "$token"
 
 # --- A lease bound to no process ends at its TTL.
 ll acquire --ttl 700ms short >/dev/null

@@ -57,8 +57,12 @@ expect_run 64 "leaselock run: key is 4097 bytes, over the limit of 4096 (use a s
   run "$long_key" -- true
 
 # Storage: 69.
-expect_run 69 "leaselock status: the PostgreSQL backend is not available in this build; use --dir DIR (or \$LEASELOCK_DIR) for a lock directory shared by the processes of this machine" \
-  status --postgres postgresql://localhost/x k
+# PostgreSQL storage that cannot be reached (no server needed: nothing listens on port 1;
+# tests/cli/postgres/ has the rest), with the password of the URL never shown.
+expect_run 69 "leaselock status: PostgreSQL at 127.0.0.1:1/x: could not connect: connection to server at \"127.0.0.1\", port 1 failed: Connection refused; Is the server running on that host and accepting TCP/IP connections? (check the URL given with --postgres or \$LEASELOCK_POSTGRES)" \
+  status --postgres postgresql://me:s3cret-pw@127.0.0.1:1/x k
+expect_run 69 "leaselock status: PostgreSQL at localhost: could not connect: missing \"=\" after \"me:********@host\" in connection info string (check the URL given with --postgres or \$LEASELOCK_POSTGRES)" \
+  status --postgres me:s3cret-pw@host k
 LEASELOCK_POSTGRES=postgresql://localhost/x expect_run 64 \
   "leaselock status: LEASELOCK_DIR and LEASELOCK_POSTGRES are both set; unset one, or pass --dir or --postgres" \
   status k
