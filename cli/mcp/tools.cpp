@@ -195,8 +195,8 @@ json ManagerTools<Manager>::call(const std::string& name, const json& arguments,
     return error_result(reason(error) + ". Nothing was changed.");
   } catch (const StorageError& error) {
     return error_result("the lock storage failed: " + secrets_.hide(reason(error)) +
-                        ". Whether this call changed anything is not known: try again in a "
-                        "moment (check_lock_status shows the lock).");
+                        ". Try again in a moment; if this call was to change a lock, "
+                        "check_lock_status then shows whether it did.");
   }
   throw RpcError(rpc_code::invalid_params,
                  "unknown tool \"" + name.substr(0, 64) +

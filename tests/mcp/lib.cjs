@@ -25,6 +25,9 @@ const { StreamableHTTPClientTransport } = sdk('client/streamableHttp.js');
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'leaselock-mcp-test.'));
 const lockDir = path.join(work, 'locks');
+// The storage option every server of the test gets: this lock directory, or after
+// usePostgres() a database of the test's own.
+const storage = ['--dir', lockDir];
 const cleanups = [];
 process.on('exit', () => {
   for (const cleanup of cleanups.reverse()) {
@@ -65,7 +68,7 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 async function stdioClient(name = 'test-agent', extraArgs = []) {
   const transport = new StdioClientTransport({
     command: leaselock,
-    args: ['mcp', '--dir', lockDir, ...extraArgs],
+    args: ['mcp', ...storage, ...extraArgs],
     stderr: 'pipe',
   });
   const client = new Client({ name, version: '1.0.0' });
@@ -79,7 +82,7 @@ function startHttpServer(extraArgs = []) {
   return new Promise((resolve, reject) => {
     const server = childProcess.spawn(
       leaselock,
-      ['mcp', '--dir', lockDir, '--http', '127.0.0.1:0', ...extraArgs],
+      ['mcp', ...storage, '--http', '127.0.0.1:0', ...extraArgs],
       { stdio: ['ignore', 'ignore', 'pipe'] },
     );
     cleanups.push(() => server.kill('SIGKILL'));
@@ -113,9 +116,43 @@ async function call(client, name, args, options = {}) {
   return result;
 }
 
+// Makes every server of this test use a database of its own on the server
+// $LEASELOCK_TEST_POSTGRES names (dropped at exit); throws (failing the test) without it.
+// Returns { conninfo, password, sql } (sql(TEXT) runs TEXT in that database, as the
+// test server's superuser).
+function usePostgres() {
+  const admin = process.env.LEASELOCK_TEST_POSTGRES;
+  if (!admin)
+    throw new Error('LEASELOCK_TEST_POSTGRES is not set: this test needs a PostgreSQL server ' +
+                    '(run tools/test.sh, or eval "$(tools/postgres_cluster.sh start DIR)")');
+  const psql = ['psql', ...fs.readdirSync('/usr/lib/postgresql').sort().reverse()
+    .map((version) => `/usr/lib/postgresql/${version}/bin/psql`)].find((candidate) => {
+    try {
+      childProcess.execFileSync(candidate, ['--version'], { stdio: 'ignore' });
+      return true;
+    } catch (_) {
+      return false;
+    }
+  });
+  if (!psql) throw new Error('no psql found (apt-get install postgresql-client)');
+  const run = (conninfo, text) =>
+    childProcess.execFileSync(psql, ['-X', '-q', '-At', '-v', 'ON_ERROR_STOP=1', conninfo, '-c', text],
+                              { encoding: 'utf8', env: { ...process.env, PGOPTIONS: '-c client_min_messages=warning' } });
+  const database = `mcp_${path.basename(process.argv[1], '.cjs')}_${process.pid}`.replace(/[^a-z0-9_]/g, '_');
+  run(admin, `CREATE DATABASE ${database}`);
+  cleanups.unshift(() => run(admin, `DROP DATABASE IF EXISTS ${database} WITH (FORCE)`));
+  const conninfo = `${admin} dbname=${database}`;
+  storage.splice(0, storage.length, '--postgres', conninfo);
+  const password = (/(?:^| )password=(\S+)/.exec(admin) || [])[1];
+  if (!password) throw new Error('LEASELOCK_TEST_POSTGRES has no password= (the test checks it is never shown)');
+  return { conninfo, password, sql: (text) => run(conninfo, text) };
+}
+
 module.exports = {
   leaselock,
   lockDir,
+  storage,
+  usePostgres,
   work,
   sdk,
   Client,
