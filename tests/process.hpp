@@ -95,4 +95,18 @@ class Child {
   bool reaped_ = false;
 };
 
+/// A child that only waits to be killed (a process for leases to be bound to); running
+/// once constructed.
+class IdleChild : public Child {
+ public:
+  IdleChild()
+      : Child([](auto report) {
+          report("running");
+          for (;;) ::pause();
+          return 0;
+        }) {
+    if (next_line() != "running") std::abort();
+  }
+};
+
 }  // namespace test

@@ -259,12 +259,7 @@ TEST_CASE("file: a lease bound to another process ends when that process is kill
   test::TempDir tmp;
   const auto dir = tmp.sub("locks");
   SteadyFiles locks{FileBackend{dir}};
-  test::Child agent([](auto report) {
-    report("running");
-    for (;;) ::pause();
-    return 0;
-  });
-  REQUIRE(agent.next_line() == "running");
+  test::IdleChild agent;
   const HolderProcess bound = HolderProcess::of(agent.pid());
   test::Child acquirer([&](auto report) {
     SteadyFiles mine{FileBackend{dir}};
@@ -288,12 +283,7 @@ TEST_CASE("file: a lease bound in this process to another is reclaimed when it d
   test::TempDir tmp;
   const auto dir = tmp.sub("locks");
   SteadyFiles locks{FileBackend{dir}};
-  test::Child agent([](auto report) {
-    report("running");
-    for (;;) ::pause();
-    return 0;
-  });
-  REQUIRE(agent.next_line() == "running");
+  test::IdleChild agent;
   auto lease = locks.try_acquire("job", Mode::shared, 1h);
   REQUIRE(lease);
   REQUIRE(locks.bind("job", lease.token(), HolderProcess::of(agent.pid())));
@@ -308,12 +298,7 @@ TEST_CASE("file: binding to a process that has ended throws and changes nothing"
   test::TempDir tmp;
   const auto dir = tmp.sub("locks");
   SteadyFiles locks{FileBackend{dir}};
-  test::Child agent([](auto report) {
-    report("running");
-    for (;;) ::pause();
-    return 0;
-  });
-  REQUIRE(agent.next_line() == "running");
+  test::IdleChild agent;
   const HolderProcess bound = HolderProcess::of(agent.pid());  // exists now ...
   agent.kill_and_wait_for_zombie();                            // ... not any more
   auto lease = locks.try_acquire("job", Mode::exclusive, 1h);
