@@ -22,7 +22,9 @@ namespace leaselock::cli {
 /// libpq itself reads as the password.
 class ConnectionSecrets {
  public:
+  /// `conninfo` empty: no secrets (and libpq is not loaded).
   explicit ConnectionSecrets(const std::string& conninfo) {
+    if (conninfo.empty()) return;
 #if LEASELOCK_CLI_POSTGRES
     char* error = nullptr;
     if (PQconninfoOption* options = PQconninfoParse(conninfo.c_str(), &error)) {
