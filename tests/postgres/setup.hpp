@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
@@ -29,6 +30,17 @@ inline std::string fresh_schema_name() {
   static std::atomic<int> counter{0};
   return "test_" + std::to_string(::getpid()) + "_" + std::to_string(++counter);
 }
+
+/// The system clock, `skew` off (a host whose clock is wrong).
+struct SkewedClock {
+  using duration = std::chrono::system_clock::duration;
+  using rep = duration::rep;
+  using period = duration::period;
+  using time_point = std::chrono::system_clock::time_point;
+  static constexpr bool is_steady = false;
+  std::chrono::seconds skew{0};
+  time_point now() const { return std::chrono::system_clock::now() + skew; }
+};
 
 /// Drops `schema` and everything in it.
 inline void drop_schema(const std::string& schema) {

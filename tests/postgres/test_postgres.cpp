@@ -18,17 +18,7 @@ using leaselock::StorageError;
 
 namespace {
 
-/// The system clock, `skew` off (a host whose clock is wrong).
-struct SkewedClock {
-  using duration = std::chrono::system_clock::duration;
-  using rep = duration::rep;
-  using period = duration::period;
-  using time_point = std::chrono::system_clock::time_point;
-  static constexpr bool is_steady = false;
-  std::chrono::seconds skew{0};
-  time_point now() const { return std::chrono::system_clock::now() + skew; }
-};
-
+using test::SkewedClock;
 using SkewedManager = leaselock::LockManager<SkewedClock, PostgresBackend>;
 
 /// The message of the StorageError that `make` throws ("" if none).

@@ -236,7 +236,9 @@ class PostgresBackend {
 
     class Lent {
      public:
-      explicit Lent(State& state) : state_(state), conn_(state.borrow()) {}
+      // An idle connection, or a new one: retried with backoff for up to the connect
+      // timeout, so that an operation begun while the server restarts waits for it.
+      explicit Lent(State& state) : state_(state) { reconnect(); }
       Lent(const Lent&) = delete;
       Lent& operator=(const Lent&) = delete;
       ~Lent() { state_.give_back(std::move(conn_)); }
@@ -273,10 +275,14 @@ class PostgresBackend {
     std::unique_ptr<detail::postgres::Connection> borrow() {
       std::unique_lock<std::mutex> lock(pool_mutex);
       pool_changed.wait(lock, [&] { return !idle.empty() || open < options.pool_size; });
-      if (!idle.empty()) {
+      // One the server closed while it lay idle (a restart, a terminated session) is
+      // dropped before a statement goes out on it: that statement's outcome would be
+      // taken for unknown.
+      while (!idle.empty()) {
         auto conn = std::move(idle.back());
         idle.pop_back();
-        return conn;
+        if (!conn->closed_while_idle()) return conn;
+        --open;
       }
       ++open;
       lock.unlock();

@@ -222,6 +222,17 @@ class Connection {
     }
   }
 
+  /// Whether the server closed this connection while nothing was asked of it (a
+  /// restart, a terminated session): its socket is readable. An idle connection that
+  /// does not listen is sent nothing else worth keeping it for; it counts as broken.
+  bool closed_while_idle() noexcept {
+    if (broken()) return true;
+    pollfd fd{PQsocket(conn_), POLLIN, 0};
+    if (::poll(&fd, 1, 0) == 0) return false;
+    broken_ = true;
+    return true;
+  }
+
   /// Marks the connection unusable (it is dropped when returned to the pool).
   void poison() noexcept { broken_ = true; }
 

@@ -61,11 +61,11 @@ class Listener {
         throw StorageError("leaselock: PostgresBackend: pipe2 failed", "postgresql", errno);
       thread_ = std::thread([this] { run(); });
     }
+    // Not at the first error: the thread reconnects with backoff meanwhile (a killed
+    // session, a restarting server), and the error may be an earlier connection's.
     if (!changed_.wait_for(lock, timeout_ + std::chrono::milliseconds(500),
-                           [&] { return listening_ || !error_.empty(); }) ||
-        !listening_) {
+                           [&] { return listening_; })) {
       const std::string error = error_.empty() ? "the listening connection did not start" : error_;
-      error_.clear();
       throw StorageError(error, "postgresql");
     }
   }
