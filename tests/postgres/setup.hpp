@@ -80,7 +80,8 @@ struct PostgresSetup {
   /// Expiry judged by the manager's clock (the suites run on a ManualClock, and the
   /// stress suite's checker compares the holders' own times): the storage, the
   /// transitions, waking and retries are what these suites check on PostgreSQL. Server
-  /// time is checked by tests of its own (test_postgres.cpp).
+  /// time is checked by tests of its own (test_postgres.cpp, and the stress in server
+  /// time of test_server_time.cpp).
   Backend make() { return Backend{conninfo, options(false)}; }
   /// Expiry judged by the server's clock.
   Backend make_server_time() { return Backend{conninfo, options(true)}; }
