@@ -64,6 +64,8 @@ require npm npm
 # PostgreSQL: the server for the throwaway test cluster, libpq for PostgresBackend.
 require postgresql '/usr/lib/postgresql/*/bin/initdb'
 require libpq-dev /usr/include/postgresql/libpq-fe.h
+# The multi-host chaos test's hosts are network namespaces with veth links (as root).
+require iproute2 ip
 # libFuzzer's runtime (the fuzz preset) comes with clang's runtime libraries.
 require libclang-rt-dev '/usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a' \
   '/usr/lib/llvm-*/lib/clang/*/lib/*/libclang_rt.fuzzer.a'
