@@ -174,14 +174,21 @@ class Actor {
  private:
   void loop() {
     std::unique_lock<std::mutex> lock(mutex_);
+    // The task last run (and the exception it may hold) is destroyed only when the
+    // caller gives the next one or ends the actor, through this mutex: after the
+    // caller's own use of its result, in an order ThreadSanitizer can see (it cannot
+    // see the reference counts of the uninstrumented libstdc++).
+    std::function<void()> last;
     for (;;) {
       changed_.wait(lock, [&] { return done_ || !tasks_.empty(); });
+      last = nullptr;
       if (tasks_.empty()) return;
       auto task = std::move(tasks_.front());
       tasks_.erase(tasks_.begin());
       lock.unlock();
       task();
       lock.lock();
+      last = std::move(task);
     }
   }
 
