@@ -191,3 +191,34 @@ TEST_CASE("a queued request is never granted after its deadline") {
   sem::refresh(edge, 100, nullptr);  // the holder expires at 100, the deadline is 100
   CHECK(sem::find_holder(edge, late.token));
 }
+
+TEST_CASE("a waiter that stops holding its place leaves the queue; one that holds it stays") {
+  sem::Record record;
+  const auto holder = request(Mode::exclusive, 100);
+  const auto dead = request(Mode::exclusive, 10);
+  const auto live = request(Mode::exclusive, 10);
+  REQUIRE(sem::try_grant(record, holder, 0, nullptr));
+  // Both wait without a deadline, each with a lease on its place until 30.
+  sem::enqueue(record, dead, sem::kForever);
+  sem::enqueue(record, live, sem::kForever);
+  CHECK(sem::hold_place(record, dead.token, 30));
+  CHECK(sem::hold_place(record, live.token, 30));
+  CHECK(sem::queued_deadline(record, dead.token) == 30);
+  const std::uint64_t version = record.version;
+  CHECK(sem::hold_place(record, live.token, 50));  // the live one moves its lease on
+  CHECK(record.version == version);                // which concerns nobody else
+  sem::refresh(record, 30, nullptr);               // at its end exactly, a place still stands
+  CHECK(record.waiters.size() == 2);
+  sem::refresh(record, 31, nullptr);
+  REQUIRE(record.waiters.size() == 1);  // the dead one left the queue
+  CHECK(record.waiters.front().token == live.token);
+  CHECK(record.version > version);  // and the one behind it, now first, is woken
+  CHECK(sem::should_wake(record, live.token));
+  CHECK_FALSE(sem::queued_deadline(record, dead.token));
+  CHECK_FALSE(sem::hold_place(record, dead.token, 60));  // not queued: nothing to hold
+  REQUIRE(sem::release(record, holder.token, 40, nullptr) == sem::Released::released);
+  const sem::Holder* granted = sem::find_holder(record, live.token);
+  REQUIRE(granted);
+  CHECK(granted->fence == 2);  // the next grant after the holder's: none went to the dead one
+  CHECK(record.waiters.empty());
+}

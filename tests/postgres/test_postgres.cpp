@@ -4,7 +4,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <condition_variable>
 #include <cstdlib>
+#include <functional>
+#include <future>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -41,6 +46,81 @@ void admin_sql(const std::string& sql) {
 bool contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
 }
+
+/// The record stored for `key` in `schema`, read directly (nullopt if there is no row).
+std::optional<leaselock::detail::Record> stored_record(const std::string& schema,
+                                                       const std::string& key) {
+  leaselock::detail::postgres::Connection conn(test::postgres_conninfo(), 10s);
+  leaselock::detail::postgres::Params params;
+  params.bytes(key);
+  const auto row =
+      conn.run("SELECT record FROM " + leaselock::detail::postgres::quote_identifier(schema) +
+                   ".leases WHERE key = $1",
+               std::chrono::steady_clock::now() + 10s, params);
+  if (row.rows() == 0) return std::nullopt;
+  return leaselock::detail::postgres::decode(row.bytes(0, 0));
+}
+
+/// Polls `done` every few milliseconds for up to `limit` of real time; true if it held.
+template <class Done>
+bool eventually(Done&& done, std::chrono::milliseconds limit = 10000ms) {
+  const auto give_up = std::chrono::steady_clock::now() + limit;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() >= give_up) return false;
+    std::this_thread::sleep_for(5ms);
+  }
+  return true;
+}
+
+/// Runs a function when the scope ends (a failed REQUIRE included): lets waiting threads
+/// finish so that a failing test reports instead of hanging in a future's destructor.
+class AtExit {
+ public:
+  explicit AtExit(std::function<void()> fn) : fn_(std::move(fn)) {}
+  AtExit(const AtExit&) = delete;
+  AtExit& operator=(const AtExit&) = delete;
+  ~AtExit() { fn_(); }
+
+ private:
+  std::function<void()> fn_;
+};
+
+/// A view of a ManualClock whose waiters can be frozen: while frozen, a thread woken from
+/// its sleep on this clock is held before it may look at the record again, like a
+/// process stopped in its wait. Copies share the freeze; other views of the same
+/// ManualClock are not affected.
+class FreezableClock {
+ public:
+  using rep = leaselock::ManualClock::rep;
+  using period = leaselock::ManualClock::period;
+  using duration = leaselock::ManualClock::duration;
+  using time_point = std::chrono::time_point<FreezableClock>;
+  static constexpr bool is_steady = true;
+
+  explicit FreezableClock(leaselock::ManualClock manual) : manual_(std::move(manual)) {}
+  time_point now() const noexcept { return time_point(manual_.now().time_since_epoch()); }
+  void park_until(leaselock::detail::Parker& parker, leaselock::detail::Nanos wake_at) const {
+    manual_.park_until(parker, wake_at);
+    std::unique_lock<std::mutex> lock(gate_->mutex);
+    gate_->changed.wait(lock, [&] { return !gate_->frozen; });
+  }
+  void freeze(bool frozen) {
+    {
+      std::lock_guard<std::mutex> lock(gate_->mutex);
+      gate_->frozen = frozen;
+    }
+    gate_->changed.notify_all();
+  }
+
+ private:
+  struct Gate {
+    std::mutex mutex;
+    std::condition_variable changed;
+    bool frozen = false;
+  };
+  leaselock::ManualClock manual_;
+  std::shared_ptr<Gate> gate_ = std::make_shared<Gate>();
+};
 
 }  // namespace
 
@@ -312,4 +392,157 @@ TEST_CASE("postgres: a holder paused past its TTL has its stale write refused by
   REQUIRE(WIFEXITED(status));
   CHECK(WEXITSTATUS(status) == 0);  // its write was refused
   CHECK(fenced_write(0, "never") == false);
+}
+
+TEST_CASE("postgres: a waiter that stops moving its place on leaves the queue; a live one stays") {
+  // Manual time (server_time = false): max_sleep 1 s, so a waiter's place lasts 3 s
+  // unless its thread moves it on. `stopped` waits on a clock view that is frozen once it
+  // is queued (a process stopped in its wait); `live` keeps running. 20 s later only
+  // the live one is queued, with its first ticket: it was never dropped nor queued anew.
+  test::PostgresSetup setup;
+  PostgresBackendOptions options = setup.options(false);
+  options.max_sleep = 1s;
+  leaselock::ManualClock manual;
+  FreezableClock frozen_view{manual};
+  leaselock::LockManager<leaselock::ManualClock, PostgresBackend> locks{
+      PostgresBackend{setup.conninfo, options}, manual};
+  leaselock::LockManager<FreezableClock, PostgresBackend> stopping{
+      PostgresBackend{setup.conninfo, options}, frozen_view};
+  CHECK(locks.backend().waiter_lease() == 3'000'000'000);
+  auto holder = locks.try_acquire("k", Mode::exclusive, 1h);
+  REQUIRE(holder);
+  const auto queued = [&](std::size_t n) {
+    return eventually([&] {
+      const auto info = locks.status("k");
+      return info && info->waiters == n;
+    });
+  };
+  auto stopped =
+      std::async(std::launch::async, [&] { return stopping.acquire("k", Mode::exclusive, 10s); });
+  REQUIRE(queued(1));
+  auto live =
+      std::async(std::launch::async, [&] { return locks.acquire("k", Mode::exclusive, 10s); });
+  const AtExit finish([&] {
+    frozen_view.freeze(false);
+    (void)holder.release();
+    const auto running = [](auto& future) {
+      return future.valid() && future.wait_for(10ms) != std::future_status::ready;
+    };
+    for (int i = 0; i < 1000 && (running(live) || running(stopped)); ++i)
+      manual.advance(1h);  // every lease and place runs out
+  });
+  REQUIRE(queued(2));
+  frozen_view.freeze(true);
+  const leaselock::Token live_token = [&] {
+    const auto record = stored_record(setup.schema, "k");
+    REQUIRE(record);
+    REQUIRE(record->waiters.size() == 2);
+    return record->waiters[1].token;
+  }();
+  for (int second = 1; second <= 20; ++second) {
+    manual.advance(1s);
+    const auto now = manual.now().time_since_epoch().count();
+    // The live waiter keeps at least half a lease ahead of the clock (it moves its place
+    // on when less is left); wait until it has.
+    REQUIRE_MESSAGE(eventually([&] {
+                      const auto record = stored_record(setup.schema, "k");
+                      const auto held =
+                          record ? leaselock::detail::queued_deadline(*record, live_token)
+                                 : std::nullopt;
+                      return held && *held - now >= 1'500'000'000;
+                    }),
+                    "the live waiter did not move its place on, at second " << second);
+  }
+  const auto record = stored_record(setup.schema, "k");
+  REQUIRE(record);
+  REQUIRE(record->waiters.size() == 1);  // the stopped one left the queue
+  CHECK(record->waiters[0].token == live_token);
+  CHECK(record->waiters[0].ticket == 2);  // the live one kept its place from the start
+  CHECK(record->last_ticket == 2);        // and nobody was queued anew
+  const std::uint64_t fence = holder.fence();
+  CHECK(holder.release());  // hands the key to the live waiter, not to the stopped one
+  auto granted = live.get();
+  REQUIRE(granted);
+  CHECK(granted.fence() == fence + 1);
+  // Let the stopped one run again: it finds its place gone and queues anew, behind.
+  frozen_view.freeze(false);
+  REQUIRE(eventually([&] {
+    const auto info = locks.status("k");
+    return info && info->waiters == 1;
+  }));
+  CHECK(granted.release());
+  auto late = stopped.get();
+  REQUIRE(late);
+  CHECK(late.fence() == fence + 2);
+}
+
+TEST_CASE("postgres: a waiter killed in acquire() leaves the queue within its waiter lease") {
+  // Real processes and server time: max_sleep 100 ms, so a place lasts 300 ms unless its
+  // waiter moves it on. The killed waiter is first in the queue; the one behind it gets
+  // the key from the holder's release once the dead one's place lapsed.
+  test::PostgresSetup setup;
+  PostgresBackendOptions options = setup.options(true);
+  options.max_sleep = 100ms;
+  { PostgresBackend created{setup.conninfo, options}; }  // the schema exists now
+  int go[2];
+  REQUIRE(::pipe(go) == 0);
+  const pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    ::close(go[1]);
+    char byte = 0;
+    if (::read(go[0], &byte, 1) == 1) {
+      try {
+        leaselock::LockManager<std::chrono::system_clock, PostgresBackend> locks{
+            PostgresBackend{setup.conninfo, options}};
+        auto lease = locks.acquire("k", Mode::exclusive, 60s);  // killed while it waits
+      } catch (...) {
+      }
+    }
+    ::_exit(3);
+  }
+  ::close(go[0]);
+  bool reaped = false;
+  const AtExit reap([&] {
+    if (reaped) return;
+    ::kill(child, SIGKILL);
+    ::waitpid(child, nullptr, 0);
+  });
+  leaselock::LockManager<std::chrono::system_clock, PostgresBackend> locks{
+      PostgresBackend{setup.conninfo, options}};
+  auto holder = locks.try_acquire("k", Mode::exclusive, 60s);
+  REQUIRE(holder);
+  const auto waiters = [&] {
+    const auto info = locks.status("k");
+    return info ? info->waiters : std::size_t{0};
+  };
+  REQUIRE(::write(go[1], "g", 1) == 1);
+  ::close(go[1]);
+  REQUIRE(eventually([&] { return waiters() == 1; }));
+  leaselock::LockManager<std::chrono::system_clock, PostgresBackend> others{
+      PostgresBackend{setup.conninfo, options}};
+  auto next =
+      std::async(std::launch::async, [&] { return others.acquire("k", Mode::exclusive, 60s); });
+  const AtExit finish([&] { (void)holder.release(); });
+  REQUIRE(eventually([&] { return waiters() == 2; }));
+  REQUIRE(::kill(child, SIGKILL) == 0);
+  int status = 0;
+  REQUIRE(::waitpid(child, &status, 0) == child);
+  reaped = true;
+  REQUIRE(WIFSIGNALED(status));
+  const auto killed_at = std::chrono::steady_clock::now();
+  // The live waiter's re-reads (every 100 ms) drop the dead one once its place lapsed:
+  // within 300 ms + 100 ms, and 3 s here for a loaded machine.
+  REQUIRE(eventually([&] { return waiters() == 1; }, 10000ms));
+  const auto dropped_after = std::chrono::steady_clock::now() - killed_at;
+  MESSAGE("the dead waiter left the queue "
+          << std::chrono::duration_cast<std::chrono::milliseconds>(dropped_after).count()
+          << " ms after it was killed");
+  CHECK(dropped_after < 3s);
+  const std::uint64_t fence = holder.fence();
+  CHECK(holder.release());
+  REQUIRE(next.wait_for(10s) == std::future_status::ready);
+  auto lease = next.get();
+  REQUIRE(lease);
+  CHECK(lease.fence() == fence + 1);  // no grant went to the dead waiter
 }

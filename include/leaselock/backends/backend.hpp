@@ -30,7 +30,8 @@
 //       (detail::should_wake) or until the step's wake_at on `clock`
 //       (detail::park_until), then runs fn again. Returns the first result, pinned as
 //       update() does. A change between fn's decision and the sleep is never missed.
-//       `deadline` (on `clock`; kForever for none) is the request's: storage whose
+//       `deadline` (kForever for none) is the request's, in the storage's time domain
+//       like every instant of a record (see storage_now below): storage whose
 //       records another process can keep locked (FileBackend) stops waiting for the
 //       record once it has passed and returns R{} (timed out) without running fn again.
 //

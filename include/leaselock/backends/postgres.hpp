@@ -49,7 +49,11 @@
 //   the row first — if our write is there it is not applied again; if the row moved on
 //   since, the call fails with StorageError (the outcome cannot be known).
 // - A client that dies: its leases end at their TTL (judged by the server). Its queued
-//   requests stay until their deadline.
+//   requests leave the queue within a waiter lease (waiter_lease(): 3 x max_sleep, server
+//   time): a waiting thread stores its place with that near deadline and moves it on
+//   while it waits (detail::hold_place), in the writes of the re-reads it makes anyway;
+//   a dead one stops, and the ordinary deadline rule drops it. A request the key was
+//   handed to before its place lapsed holds a lease like any other, until its TTL.
 #pragma once
 
 #include <algorithm>
@@ -160,18 +164,39 @@ class PostgresBackend {
   }
   void unpin(detail::BackendHandle) noexcept {}
 
+  /// How long a waiter's place in a queue stands unless its waiting thread moves it on
+  /// (three times max_sleep; the thread moves it at least every 2 x max_sleep).
+  detail::Nanos waiter_lease() const noexcept {
+    return 3 * detail::to_nanos(state_->options.max_sleep);
+  }
+
   template <class Clock, class Fn>
-  auto wait_update(std::string_view key, const Token&, const Clock& clock,
-                   detail::Nanos /*deadline*/, Fn&& fn, detail::BackendHandle*) {
+  auto wait_update(std::string_view key, const Token& token, const Clock& clock,
+                   detail::Nanos deadline, Fn&& fn, detail::BackendHandle*) {
     State& state = *state_;
     state.listener.ensure_listening();
     detail::Parker& parker = detail::this_thread_parker();
     detail::postgres::Listener::Sleeper sleeper(state.listener, detail::postgres::stable_hash(key),
                                                 parker);
     const detail::Nanos max_sleep = detail::to_nanos(state.options.max_sleep);
+    const detail::Nanos lease = waiter_lease();
+    // Nobody can see whether a client on another host still waits: the place it stores
+    // lasts a waiter lease (server time) and is moved on while it waits, in the write of
+    // a re-read it makes anyway (detail::hold_place). A client that dies leaves the queue
+    // within the lease, by the ordinary deadline rule.
+    auto keep_place = [&](detail::Record& record) {
+      auto step = fn(record);
+      if (step.result) return step;
+      const std::optional<detail::Nanos> held = detail::queued_deadline(record, token);
+      if (!held) return step;
+      const detail::Nanos now = state.storage_time();
+      const detail::Nanos until = std::min(deadline, detail::add_saturated(now, lease));
+      if (*held > until || *held - now < lease / 2) detail::hold_place(record, token, until);
+      return step;
+    };
     for (;;) {
       parker.reset();  // before the read: a notification from now on is not missed
-      auto step = state.transact(key, fn);
+      auto step = state.transact(key, keep_place);
       if (step.result) return std::move(*step.result);
       detail::Nanos wake_at = to_clock(clock, step.wake_at);
       wake_at = std::min(wake_at, detail::add_saturated(detail::now_nanos(clock), max_sleep));
@@ -333,11 +358,17 @@ class PostgresBackend {
           const detail::postgres::Result version = conn.run(sql.schema_version, deadline);
           const std::int64_t found = version.rows() ? version.i64(0, 0) : 0;
           if (found != detail::postgres::kSchemaVersion)
-            throw StorageError("leaselock: PostgreSQL at " + conn.server() + ": schema " +
-                                   options.schema + " has schema version " + std::to_string(found) +
-                                   "; this leaselock uses version " +
-                                   std::to_string(detail::postgres::kSchemaVersion),
-                               conn.server());
+            throw StorageError(
+                "leaselock: PostgreSQL at " + conn.server() + ": schema " + options.schema +
+                    " has schema version " + std::to_string(found) +
+                    "; this leaselock uses version " +
+                    std::to_string(detail::postgres::kSchemaVersion) +
+                    (found < detail::postgres::kSchemaVersion
+                         ? " (made by an older leaselock: once no client of that version runs, "
+                           "drop it with DROP SCHEMA " +
+                               schema + " CASCADE, or choose another schema)"
+                         : " (made by a newer leaselock: upgrade this client)"),
+                conn.server());
         }
         conn.run("COMMIT", deadline);
       } catch (...) {

@@ -167,6 +167,29 @@ inline void drop_overdue_waiters(Record& record, Nanos now) {
   ++record.version;
 }
 
+/// Sets the deadline stored with the queued request of `token` to `until`; returns false
+/// if it is not queued. For storage that cannot see whether a waiter still lives
+/// (PostgresBackend: clients on other hosts): the stored deadline is a lease on the
+/// waiter's place, kept near and moved on by the waiting thread while it waits. A waiter
+/// that stops moving it (its process died) is dropped by drop_overdue_waiters like one
+/// whose wait ran out, and those behind it move up. The version does not change: nobody
+/// waits for another waiter's deadline.
+inline bool hold_place(Record& record, const Token& token, Nanos until) noexcept {
+  for (Waiter& waiter : record.waiters) {
+    if (waiter.token != token) continue;
+    waiter.deadline = until;
+    return true;
+  }
+  return false;
+}
+
+/// The deadline stored with the queued request of `token`, or nullopt if it is not queued.
+inline std::optional<Nanos> queued_deadline(const Record& record, const Token& token) noexcept {
+  for (const Waiter& waiter : record.waiters)
+    if (waiter.token == token) return waiter.deadline;
+  return std::nullopt;
+}
+
 /// Brings the record up to date at `now`: expired holders out, overdue requests out,
 /// queued requests that now fit in.
 inline void refresh(Record& record, Nanos now, ExpiredList* expired) {

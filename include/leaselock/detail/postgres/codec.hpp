@@ -129,10 +129,12 @@ inline std::optional<Record> decode(std::string_view bytes) {
   return record;
 }
 
-/// The latest instant at which some holder of `record` is still live (0: none).
+/// The latest instant at which some holder of `record` is still live or some queued
+/// request still stands (0: none). After it, the row may be removed.
 inline Nanos live_until(const Record& record) noexcept {
   Nanos until = 0;
   for (const Holder& h : record.holders) until = h.expires_at > until ? h.expires_at : until;
+  for (const Waiter& w : record.waiters) until = w.deadline > until ? w.deadline : until;
   return until;
 }
 

@@ -1,14 +1,17 @@
 // leaselock/detail/postgres/schema.hpp — the tables, the one function and the statements
-// PostgresBackend uses, in the schema it is given (schema version 1).
+// PostgresBackend uses, in the schema it is given (schema version 2).
 //
 //   leases(key bytea PRIMARY KEY, shard, version, last_fence, live_until, waiters, writer,
 //          record bytea)   one row per key in use: the encoded detail::Record (codec.hpp)
-//                          plus what cleanup and recovery need in columns of their own.
+//                          plus what cleanup and recovery need in columns of their own
+//                          (live_until: until when a holder is live or a queued request
+//                          stands; after it cleanup may remove the row).
 //   floors(shard PRIMARY KEY, floor, vfloor)   per shard of keys (a stable hash of the
 //                          key, 64 shards): every fence and row version ever given to a
 //                          key whose row was cleaned up is <= floor / vfloor, so a key
 //                          made anew continues above them.
-//   meta(name PRIMARY KEY, value)   schema_version = 1.
+//   meta(name PRIMARY KEY, value)   schema_version = 2 (1: queued requests kept their
+//                          rows without a live_until of their own).
 //   apply(...)             the conditional write: stores a record the client computed if
 //                          the row is still at the version it was computed from and the
 //                          server's clock is inside the decision's validity window; else
@@ -25,7 +28,7 @@
 
 namespace leaselock::detail::postgres {
 
-inline constexpr std::int64_t kSchemaVersion = 1;
+inline constexpr std::int64_t kSchemaVersion = 2;
 inline constexpr int kShards = 64;
 
 /// FNV-1a, 64 bits: stable across builds and hosts (it picks a key's shard in the
@@ -177,7 +180,7 @@ struct Statements {
         lock_floors("SELECT shard FROM " + s + ".floors ORDER BY shard FOR UPDATE"),
         remove_idle(
             "WITH d AS (DELETE FROM " + s +
-            ".leases WHERE waiters = 0 AND live_until <= " LEASELOCK_PG_NOW
+            ".leases WHERE live_until <= " LEASELOCK_PG_NOW
             " RETURNING shard, last_fence, version),"
             " m AS (SELECT shard, max(last_fence) AS f, max(version) AS v, count(*) AS n"
             " FROM d GROUP BY shard),"
