@@ -2,12 +2,14 @@
 // invocations, process start included, each beside flock(1) doing the same in the same
 // run, alternating A B B A so that drift hits both alike.
 //
-//   bench_cli [--quick] [--leaselock PATH]     (PATH: default, the one built beside it)
+//   bench_cli [--quick] [--leaselock PATH] [--postgres CONNINFO]
+//   (PATH: default, the one built beside it)
 //
 // Rows: `leaselock run -n KEY -- true` vs `flock -n FILE true`; an acquire + release pair
 // (the token read from acquire's stdout, as `token=$(...)` does) vs two `flock -n FILE
 // true`; `leaselock status KEY` vs `flock -n FILE true`. Medians of per-invocation wall
-// times. Prints one markdown table; exit 1 if a command failed.
+// times. With --postgres, also the acquire + release pair over that database beside the
+// same pair over the lock directory. Prints one markdown table; exit 1 if a command failed.
 #include <fcntl.h>
 #include <spawn.h>
 #include <stdlib.h>
@@ -94,14 +96,18 @@ std::string default_leaselock(const char* self) {
 int main(int argc, char** argv) {
   int reps = 200;
   std::string leaselock = default_leaselock(argv[0]);
+  std::string postgres;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg == "--quick") {
       reps = 40;
     } else if (arg == "--leaselock" && i + 1 < argc) {
       leaselock = argv[++i];
+    } else if (arg == "--postgres" && i + 1 < argc) {
+      postgres = argv[++i];
     } else {
-      std::fprintf(stderr, "usage: %s [--quick] [--leaselock PATH]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--quick] [--leaselock PATH] [--postgres CONNINFO]\n",
+                   argv[0]);
       return 2;
     }
   }
@@ -135,16 +141,31 @@ int main(int argc, char** argv) {
       reps, [&] { return run(run_true); }, [&] { return run(flock_true); });
   row("`leaselock run -n KEY -- true`", runs, "`flock -n FILE true`", "≤ 1.3");
 
+  // acquire + release through the command, over `storage` (none: $LEASELOCK_DIR).
   std::string token;
+  const auto acquire_release = [&](const std::vector<std::string>& storage) {
+    std::vector<std::string> acquire = {leaselock, "acquire"};
+    acquire.insert(acquire.end(), storage.begin(), storage.end());
+    acquire.insert(acquire.end(), {"--ttl", "30s", key});
+    double ns = run(acquire, &token);
+    if (!token.empty() && token.back() == '\n') token.pop_back();
+    std::vector<std::string> release = {leaselock, "release"};
+    release.insert(release.end(), storage.begin(), storage.end());
+    release.insert(release.end(), {key, token});
+    return ns + run(release);
+  };
   const bench::Pair pairs = bench::interleaved(
-      reps,
-      [&] {
-        double ns = run({leaselock, "acquire", "--ttl", "30s", key}, &token);
-        if (!token.empty() && token.back() == '\n') token.pop_back();
-        return ns + run({leaselock, "release", key, token});
-      },
-      [&] { return run(flock_true) + run(flock_true); });
+      reps, [&] { return acquire_release({}); }, [&] { return run(flock_true) + run(flock_true); });
   row("`acquire --ttl 30s KEY` + `release KEY TOKEN`", pairs, "two `flock -n FILE true`", "");
+  if (!postgres.empty()) {
+    const bench::Pair over_postgres = bench::interleaved(
+        reps,
+        [&] {
+          return acquire_release({"--postgres", postgres});
+        },
+        [&] { return acquire_release({}); });
+    row("the same pair with `--postgres URL`", over_postgres, "the pair over `--dir`", "");
+  }
 
   const bench::Pair statuses = bench::interleaved(
       reps, [&] { return run(status); }, [&] { return run(flock_true); });
