@@ -66,6 +66,8 @@ require postgresql '/usr/lib/postgresql/*/bin/initdb'
 require libpq-dev /usr/include/postgresql/libpq-fe.h
 # The multi-host chaos test's hosts are network namespaces with veth links (as root).
 require iproute2 ip
+# PgBouncer, which the PostgreSQL suite starts in front of that server (tools/pgbouncer.sh).
+require pgbouncer pgbouncer /usr/sbin/pgbouncer
 # libFuzzer's runtime (the fuzz preset) comes with clang's runtime libraries.
 require libclang-rt-dev '/usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a' \
   '/usr/lib/llvm-*/lib/clang/*/lib/*/libclang_rt.fuzzer.a'

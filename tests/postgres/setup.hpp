@@ -25,6 +25,17 @@ inline std::string postgres_conninfo(const char* variable = "LEASELOCK_TEST_POST
   return conninfo;
 }
 
+/// The message of the StorageError that `make` throws ("" if none).
+template <class Make>
+std::string storage_error_of(Make&& make) {
+  try {
+    make();
+  } catch (const leaselock::StorageError& error) {
+    return error.what();
+  }
+  return "";
+}
+
 /// A schema name nobody else uses: one per test, dropped afterwards.
 inline std::string fresh_schema_name() {
   static std::atomic<int> counter{0};

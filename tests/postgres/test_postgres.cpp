@@ -19,23 +19,11 @@ using namespace std::chrono_literals;
 using leaselock::Mode;
 using leaselock::PostgresBackend;
 using leaselock::PostgresBackendOptions;
-using leaselock::StorageError;
 
 namespace {
 
 using test::SkewedClock;
 using SkewedManager = leaselock::LockManager<SkewedClock, PostgresBackend>;
-
-/// The message of the StorageError that `make` throws ("" if none).
-template <class Make>
-std::string storage_error_of(Make&& make) {
-  try {
-    make();
-  } catch (const StorageError& error) {
-    return error.what();
-  }
-  return "";
-}
 
 /// Runs SQL on the test server as its superuser.
 void admin_sql(const std::string& sql) {
@@ -268,27 +256,27 @@ TEST_CASE("postgres: faults are StorageErrors naming the server with libpq's mes
   PostgresBackendOptions quick;
   quick.connect_timeout = 2000ms;
   SUBCASE("bad conninfo") {
-    const std::string error = storage_error_of([&] {
+    const std::string error = test::storage_error_of([&] {
       PostgresBackend{"host=127.0.0.1 nonsense_option=1", quick};
     });
     CHECK(contains(error, "invalid connection option \"nonsense_option\""));
   }
   SUBCASE("wrong password") {
-    const std::string error = storage_error_of([&] {
+    const std::string error = test::storage_error_of([&] {
       PostgresBackend{conninfo + " password=wrong-password", quick};
     });
     CHECK(contains(error, "127.0.0.1"));
     CHECK(contains(error, "password authentication failed for user \"leaselock_admin\""));
   }
   SUBCASE("missing database") {
-    const std::string error = storage_error_of([&] {
+    const std::string error = test::storage_error_of([&] {
       PostgresBackend{conninfo + " dbname=no_such_database", quick};
     });
     CHECK(contains(error, "127.0.0.1"));
     CHECK(contains(error, "database \"no_such_database\" does not exist"));
   }
   SUBCASE("nobody listening") {
-    const std::string error = storage_error_of([&] {
+    const std::string error = test::storage_error_of([&] {
       PostgresBackend{conninfo + " port=1", quick};
     });
     CHECK(contains(error, "127.0.0.1:1"));
@@ -301,7 +289,7 @@ TEST_CASE("postgres: faults are StorageErrors naming the server with libpq's mes
     leaselock::LockManager<std::chrono::steady_clock, PostgresBackend> locks{
         PostgresBackend{read_only, setup.options(true)}};
     const std::string error =
-        storage_error_of([&] { (void)locks.try_acquire("ro", Mode::exclusive, 1s); });
+        test::storage_error_of([&] { (void)locks.try_acquire("ro", Mode::exclusive, 1s); });
     CHECK_MESSAGE(contains(error, "127.0.0.1"), error);
     CHECK_MESSAGE(contains(error,
                            "cannot execute SELECT FOR SHARE in a read-only transaction "
@@ -323,7 +311,7 @@ TEST_CASE("postgres: a role that owns only its schema creates the tables there")
     CHECK(lease);
   }
   options.schema = "another_schema";
-  const std::string error = storage_error_of([&] { PostgresBackend{app, options}; });
+  const std::string error = test::storage_error_of([&] { PostgresBackend{app, options}; });
   CHECK(contains(error, "permission denied for database leaselock_test"));
   admin_sql(
       "DROP TABLE IF EXISTS leaselock_app.leases, leaselock_app.floors, leaselock_app.meta;"

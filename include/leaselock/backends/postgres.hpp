@@ -107,6 +107,11 @@ struct PostgresBackendOptions {
   /// true: expiry is judged by the database server's clock for every host. false: by
   /// the LockManager's clock — for one host only, and tests on a ManualClock.
   bool server_time = true;
+  /// true: each pooled connection prepares its statements once, by name. false: every
+  /// statement is sent with its text (unnamed), for a pooler in transaction mode that
+  /// does not keep named statements (PgBouncer before 1.21, or without
+  /// max_prepared_statements).
+  bool prepared_statements = true;
 };
 
 class PostgresBackend {
@@ -244,7 +249,8 @@ class PostgresBackend {
           options.max_sleep <= std::chrono::milliseconds::zero())
         throw std::invalid_argument("leaselock: PostgresBackend timeouts must be > 0");
       for (auto& floor : floors) floor.store(-1);
-      auto conn = std::make_unique<detail::postgres::Connection>(conninfo, options.connect_timeout);
+      auto conn = std::make_unique<detail::postgres::Connection>(conninfo, options.connect_timeout,
+                                                                 options.prepared_statements);
       open = 1;  // the pool's first connection
       server = conn->server();
       create_schema(*conn);
@@ -312,7 +318,8 @@ class PostgresBackend {
       ++open;
       lock.unlock();
       try {
-        return std::make_unique<detail::postgres::Connection>(conninfo, options.connect_timeout);
+        return std::make_unique<detail::postgres::Connection>(conninfo, options.connect_timeout,
+                                                              options.prepared_statements);
       } catch (...) {
         lock.lock();
         --open;

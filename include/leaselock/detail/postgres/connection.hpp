@@ -152,8 +152,11 @@ class Result {
 class Connection {
  public:
   /// Connects within `timeout`; StorageError naming the server and libpq's message
-  /// otherwise.
-  Connection(const std::string& conninfo, std::chrono::milliseconds timeout) {
+  /// otherwise. With `prepared_statements` false, run_prepared() sends its SQL text every
+  /// time instead (for a pooler that does not keep named statements across transactions).
+  Connection(const std::string& conninfo, std::chrono::milliseconds timeout,
+             bool prepared_statements = true)
+      : prepared_statements_(prepared_statements) {
     const SteadyTime deadline = std::chrono::steady_clock::now() + timeout;
     conn_ = PQconnectStart(conninfo.c_str());
     if (!conn_) throw StorageError("leaselock: PostgreSQL: out of memory connecting", "postgresql");
@@ -186,6 +189,7 @@ class Connection {
   /// Runs a prepared statement (preparing it on first use) and returns its only result.
   Result run_prepared(const char* name, const std::string& sql, const Params& params,
                       SteadyTime deadline) {
+    if (!prepared_statements_) return run(sql, deadline, params);
     if (!is_prepared(name)) {
       prepare(name, sql, params, deadline);
       prepared_.emplace_back(name);
@@ -337,6 +341,7 @@ class Connection {
   PGconn* conn_ = nullptr;
   std::string server_;
   bool broken_ = false;
+  bool prepared_statements_ = true;
   std::vector<std::string> prepared_;
   std::vector<const char*> values_;
   std::vector<int> lengths_;
