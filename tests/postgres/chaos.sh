@@ -176,7 +176,14 @@ while [ $((SECONDS - start)) -lt "$seconds" ]; do
   sleep "0.$((3 + RANDOM % 7))"
 done
 for pid in "${worker_pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-for pid in "${worker_pids[@]}"; do wait "$pid" || true; done
+failed_workers=0
+for pid in "${worker_pids[@]}"; do wait "$pid" || failed_workers=$((failed_workers + 1)); done
 worker_pids=()
 
-"$program" check --dir "$work/logs" --cut-host "$cut_host"
+checked=0
+"$program" check --dir "$work/logs" --cut-host "$cut_host" || checked=$?
+if [ "$failed_workers" -ne 0 ]; then
+  echo "FAILED: $failed_workers workers did not exit cleanly (their messages are above)"
+  exit 1
+fi
+exit "$checked"
