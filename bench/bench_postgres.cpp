@@ -138,7 +138,9 @@ double leaselock_pair(Manager& locks, const std::string& key) {
   });
 }
 
-// Release -> waiter on another connection holds, in microseconds, `n` times.
+// Release -> waiter on another connection holds, in microseconds, `n` times. wait()
+// blocks until it is handed the lock, returns bench::mono_ns() of that moment, then gives
+// the lock back (after the moment it returns).
 template <class Hold, class Wait, class Release, class Queued>
 std::vector<std::int64_t> handoffs(int n, Hold hold, Wait wait, Release release, Queued queued) {
   std::vector<std::int64_t> samples;
@@ -153,8 +155,7 @@ std::vector<std::int64_t> handoffs(int n, Hold hold, Wait wait, Release release,
         std::unique_lock<std::mutex> lock(mutex);
         cv.wait(lock, [&] { return round == r; });
       }
-      wait();  // blocks until handed the lock, then gives it back
-      got_at = bench::mono_ns();
+      got_at = wait();
       done = true;
     }
   });
@@ -237,40 +238,53 @@ int main(int argc, char** argv) {
   }
   row("exclusive acquire+release (on), against SELECT 1", leaselock_on, "SELECT 1", select1);
 
-  // 4. Hand-off to a waiter on another connection vs a blocked pg_advisory_lock.
-  {
+  // 4. Hand-off to a waiter on another connection vs a blocked pg_advisory_lock, with
+  // each synchronous_commit (the release is a commit; the advisory unlock is not).
+  for (const bool synchronous : {false, true}) {
+    const std::string info = with_commit(conninfo, synchronous);
     const int n = reps * 20;
-    Manager a{leaselock::PostgresBackend{conninfo, options}};
-    Manager b{leaselock::PostgresBackend{conninfo, options}};
+    Manager a{leaselock::PostgresBackend{info, options}};
+    Manager b{leaselock::PostgresBackend{info, options}};
     Manager::Lease held;
+    Manager::Lease got;
     auto ours = handoffs(
         n, [&] { held = a.try_acquire("bench/handoff", Mode::exclusive, 30s); },
-        [&] { b.acquire("bench/handoff", Mode::exclusive, 30s).release(); },
+        [&] {
+          got = b.acquire("bench/handoff", Mode::exclusive, 30s);
+          const std::int64_t at = bench::mono_ns();
+          got.release();
+          return at;
+        },
         [&] { held.release(); },
         [&] {
           for (;;) {
-            auto info = a.status("bench/handoff");
-            if (info && info->waiters == 1) return;
+            auto status = a.status("bench/handoff");
+            if (status && status->waiters == 1) return;
           }
         });
-    Connection holder(conninfo, 5s);
-    Connection blocked(conninfo, 5s);
+    Connection holder(info, 5s);
+    Connection blocked(info, 5s);
     Params key;
     key.i64(7);
     auto theirs = handoffs(
         n, [&] { holder.run_prepared("lock", "SELECT pg_advisory_lock($1)", key, later()); },
         [&] {
           blocked.run_prepared("lock", "SELECT pg_advisory_lock($1)", key, later());
+          const std::int64_t at = bench::mono_ns();
           blocked.run_prepared("unlock", "SELECT pg_advisory_unlock($1)", key, later());
+          return at;
         },
         [&] { holder.run_prepared("unlock", "SELECT pg_advisory_unlock($1)", key, later()); },
         [&] { std::this_thread::sleep_for(2ms); });
     std::vector<std::int64_t> ours_copy = ours;
     std::vector<std::int64_t> theirs_copy = theirs;
-    row("hand-off: release -> waiter on another backend holds, median",
-        bench::percentile(ours, 0.5), "blocked pg_advisory_lock hand-off",
+    const std::string what = std::string(
+                                 "hand-off: release -> waiter on another backend holds, "
+                                 "synchronous_commit=") +
+                             (synchronous ? "on" : "off") + ", median";
+    row(what.c_str(), bench::percentile(ours, 0.5), "blocked pg_advisory_lock hand-off",
         bench::percentile(theirs, 0.5));
-    row("hand-off, p99", bench::percentile(ours_copy, 0.99), "advisory hand-off p99",
+    row("  same, p99", bench::percentile(ours_copy, 0.99), "advisory hand-off p99",
         bench::percentile(theirs_copy, 0.99));
   }
 

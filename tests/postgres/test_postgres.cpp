@@ -90,7 +90,15 @@ class FreezableClock {
   void park_until(leaselock::detail::Parker& parker, leaselock::detail::Nanos wake_at) const {
     manual_.park_until(parker, wake_at);
     std::unique_lock<std::mutex> lock(gate_->mutex);
+    ++gate_->held;
+    gate_->changed.notify_all();
     gate_->changed.wait(lock, [&] { return !gate_->frozen; });
+    --gate_->held;
+  }
+  /// Blocks until a woken thread is held (10 s of real time at most); false if none.
+  bool wait_for_held() const {
+    std::unique_lock<std::mutex> lock(gate_->mutex);
+    return gate_->changed.wait_for(lock, 10s, [&] { return gate_->held > 0; });
   }
   void freeze(bool frozen) {
     {
@@ -105,6 +113,7 @@ class FreezableClock {
     std::mutex mutex;
     std::condition_variable changed;
     bool frozen = false;
+    std::size_t held = 0;
   };
   leaselock::ManualClock manual_;
   std::shared_ptr<Gate> gate_ = std::make_shared<Gate>();
@@ -533,4 +542,138 @@ TEST_CASE("postgres: a waiter killed in acquire() leaves the queue within its wa
   auto lease = next.get();
   REQUIRE(lease);
   CHECK(lease.fence() == fence + 1);  // no grant went to the dead waiter
+}
+
+TEST_CASE("postgres: a notice names whom a change concerns and carries their grants") {
+  namespace pg = leaselock::detail::postgres;
+  namespace sem = leaselock::detail;
+  const auto request = [](Mode mode) {
+    return sem::Request{mode, 100, leaselock::Token::generate(), "o"};
+  };
+  const auto writer = request(Mode::exclusive);
+  const auto reader_a = request(Mode::shared);
+  const auto reader_b = request(Mode::shared);
+  const auto next_writer = request(Mode::exclusive);
+  sem::Record before;
+  REQUIRE(sem::try_grant(before, writer, 0, nullptr));
+  sem::enqueue(before, reader_a, sem::kForever);
+  sem::enqueue(before, reader_b, sem::kForever);
+  sem::enqueue(before, next_writer, sem::kForever);
+  sem::Record after = before;
+  REQUIRE(sem::release(after, writer.token, 10, nullptr) == sem::Released::released);
+  const std::string text = pg::make_notice(42, before, after);
+  const auto notice = pg::parse_notice(text);
+  REQUIRE_MESSAGE(notice, text);
+  CHECK(notice->key_hash == 42);
+  CHECK_FALSE(notice->everyone);
+  REQUIRE(notice->waiters.size() == 3);  // both readers granted, the writer now first
+  for (int i = 0; i < 2; ++i) {
+    const auto& reader = i == 0 ? reader_a : reader_b;
+    const sem::Holder* holder = sem::find_holder(after, reader.token);
+    REQUIRE(holder);
+    CHECK(notice->waiters[static_cast<std::size_t>(i)].token_hash == pg::token_hash(reader.token));
+    const auto& grant = notice->waiters[static_cast<std::size_t>(i)].grant;
+    REQUIRE(grant);
+    CHECK(grant->mode == Mode::shared);
+    CHECK(grant->fence == holder->fence);
+    CHECK(grant->acquired_at == 10);
+    CHECK(grant->expires_at == 110);
+  }
+  CHECK(notice->waiters[2].token_hash == pg::token_hash(next_writer.token));
+  CHECK_FALSE(notice->waiters[2].grant);
+  CHECK(text.find(next_writer.token.to_string()) == std::string::npos);  // no token in it
+
+  // A batch too large for one payload: a bare notice, for every waiter of the key.
+  sem::Record crowded;
+  REQUIRE(sem::try_grant(crowded, writer, 0, nullptr));
+  for (int i = 0; i < 400; ++i) sem::enqueue(crowded, request(Mode::shared), sem::kForever);
+  sem::Record released = crowded;
+  REQUIRE(sem::release(released, writer.token, 10, nullptr) == sem::Released::released);
+  const std::string bare = pg::make_notice(7, crowded, released);
+  CHECK(bare == "7");
+  const auto everyone = pg::parse_notice(bare);
+  REQUIRE(everyone);
+  CHECK(everyone->everyone);
+  CHECK(everyone->waiters.empty());
+
+  for (const char* bad :
+       {"", "x", "42 ", "42 z1", "42 w", "42 g1:q:1:2:3", "42 g1:s:1:2", "42 g1:s:1:2:3x", "42w1"})
+    CHECK_FALSE_MESSAGE(pg::parse_notice(bad), bad);
+}
+
+TEST_CASE("postgres: a waiter handed the key holds it from the notification, without a read") {
+  test::PostgresSetup setup;
+  PostgresBackendOptions options = setup.options(true);
+  options.max_sleep = 60s;  // no periodic re-read in the way
+  leaselock::LockManager<std::chrono::system_clock, PostgresBackend> a{setup.make_server_time()};
+  leaselock::LockManager<std::chrono::system_clock, PostgresBackend> b{
+      PostgresBackend{setup.conninfo, options}};
+  auto held = a.try_acquire("k", Mode::exclusive, 60s);
+  REQUIRE(held);
+  auto waiter =
+      std::async(std::launch::async, [&] { return b.acquire("k", Mode::exclusive, 60s); });
+  const AtExit finish([&] { (void)held.release(); });
+  REQUIRE(eventually([&] {
+    const auto info = a.status("k");
+    return info && info->waiters == 1;
+  }));
+  const std::uint64_t sent = b.backend().statements();  // its queueing is committed
+  const std::uint64_t fence = held.fence();
+  CHECK(held.release());
+  REQUIRE(waiter.wait_for(10s) == std::future_status::ready);
+  auto lease = waiter.get();
+  REQUIRE(lease);
+  CHECK(lease.fence() == fence + 1);
+  CHECK(b.backend().statements() == sent);  // no round trip after the release
+  const auto info = a.status("k");
+  REQUIRE(info);
+  REQUIRE(info->holders.size() == 1);
+  CHECK(info->holders[0].token == lease.token());
+  CHECK(info->holders[0].fence == lease.fence());
+  // Its copy of the row is from before the grant: its release reads it, then writes.
+  CHECK(lease.release());
+  CHECK(b.backend().statements() == sent + 2);
+  CHECK_FALSE(a.status("k"));
+}
+
+TEST_CASE("postgres: a grant announced too late to use is not taken from the notification") {
+  // Manual time: the waiter is handed a 1 s grant and stopped before it looks at it; 2 s
+  // later the grant has lapsed. The notification's grant must not be believed: the
+  // waiter reads the row and is granted anew, with the next fence.
+  test::PostgresSetup setup;
+  PostgresBackendOptions options = setup.options(false);
+  options.max_sleep = 1h;  // only the notification wakes it
+  leaselock::ManualClock manual;
+  FreezableClock frozen_view{manual};
+  leaselock::LockManager<leaselock::ManualClock, PostgresBackend> a{
+      PostgresBackend{setup.conninfo, options}, manual};
+  leaselock::LockManager<FreezableClock, PostgresBackend> b{
+      PostgresBackend{setup.conninfo, options}, frozen_view};
+  auto held = a.try_acquire("k", Mode::exclusive, 10s);
+  REQUIRE(held);
+  auto waiter = std::async(std::launch::async, [&] { return b.acquire("k", Mode::exclusive, 1s); });
+  const AtExit finish([&] {
+    frozen_view.freeze(false);
+    (void)held.release();
+  });
+  REQUIRE(eventually([&] {
+    const auto info = a.status("k");
+    return info && info->waiters == 1;
+  }));
+  frozen_view.freeze(true);
+  const std::uint64_t fence = held.fence();
+  CHECK(held.release());                 // grants it [now, now + 1 s)
+  REQUIRE(frozen_view.wait_for_held());  // woken by the notification, held before it looks
+  manual.advance(2s);                    // the grant it was told of lapses
+  frozen_view.freeze(false);
+  REQUIRE(waiter.wait_for(10s) == std::future_status::ready);
+  auto lease = waiter.get();
+  REQUIRE(lease);
+  CHECK(lease.fence() == fence + 2);  // granted anew, not the lapsed grant
+  CHECK(lease.expires_at().time_since_epoch() > manual.now().time_since_epoch());
+  const auto info = a.status("k");
+  REQUIRE(info);  // and the grant is the row's
+  REQUIRE(info->holders.size() == 1);
+  CHECK(info->holders[0].token == lease.token());
+  CHECK(lease.release());
 }

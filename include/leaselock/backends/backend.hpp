@@ -30,6 +30,10 @@
 //       (detail::should_wake) or until the step's wake_at on `clock`
 //       (detail::park_until), then runs fn again. Returns the first result, pinned as
 //       update() does. A change between fn's decision and the sleep is never missed.
+//       Storage that learns of a grant to the waiter without reading the record
+//       (PostgresBackend: from a committed notification) may run fn on a view, a record
+//       holding only that grant; if fn returns a result and leaves the view unchanged
+//       (the grant stands), that is the result, with no read or write of the record.
 //       `deadline` (kForever for none) is the request's, in the storage's time domain
 //       like every instant of a record (see storage_now below): storage whose
 //       records another process can keep locked (FileBackend) stops waiting for the

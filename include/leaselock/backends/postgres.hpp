@@ -13,18 +13,21 @@
 //   detail::Record (detail/postgres/codec.hpp). The transitions of detail/semantics.hpp run
 //   here, in the client, on a cached copy of that row; the result goes back in ONE
 //   statement that stores it only if the row is still at the version the decision was
-//   made on: a plain conditional UPDATE for a row the client knows with nobody to wake,
-//   else a call of the schema's apply() function (detail/postgres/schema.hpp), which
-//   also makes new rows above the fence floor, notifies waiters and returns the row as
-//   it is now when it refuses. On a refusal the transition runs again on the fresh row
-//   (the Backend concept allows a transition to be retried: backends/backend.hpp). A key
+//   made on: for a row the client knows, a plain conditional UPDATE (with pg_notify in
+//   the same statement when the change concerns waiters; no function call, no
+//   trigger); for a key it knows no row of, a call of the schema's apply() function
+//   (detail/postgres/schema.hpp), which makes the row above the fence floor, or returns
+//   the row as it is now when one exists. A plain statement that finds the row moved on
+//   returns nothing, and the client reads the row. Then the transition runs again on the
+//   fresh row (the Backend concept allows a transition to be retried: backends/backend.hpp);
+//   a decision on a row just read that changes nothing needs no further statement. A key
 //   used by one client at a time costs one round trip and one commit per operation, like
 //   a hand-written lease row; a decision that changes nothing (busy, not held) is checked
 //   the same way, without a commit.
 // - Server time. Expiry is judged by the database server's clock for every host. The
 //   backend supplies the time to the LockManager (backends/backend.hpp): transitions run
-//   at an estimate of the server's clock, and apply() refuses the write unless the
-//   server's clock_timestamp() lies inside the decision's validity window — after every
+//   at an estimate of the server's clock, and every statement refuses the write unless
+//   the server's clock_timestamp() lies inside the decision's validity window — after every
 //   expiry and deadline the decision treated as passed, before every one it treated as
 //   pending. So a client whose clock is an hour off decides exactly as the server would.
 //   What a holder sees (Lease::expires_at, keep_alive, lost) is the server's expiry
@@ -39,10 +42,16 @@
 //   Fences live in committed rows: durable across client and server restarts and crash
 //   recovery with synchronous_commit = on (with it off, a crash may lose the last
 //   commits, and with them grants that were answered).
-// - Waiting: apply() sends pg_notify(schema, key hash) when a change concerns waiters;
-//   one listening connection per backend wakes the waiters of that key
-//   (detail/postgres/listener.hpp). A notification is a hint: waiters also wake at their
-//   holders' expiry, every max_sleep, and after the listener reconnects, and re-read.
+// - Waiting: a change that concerns waiters is announced with pg_notify in its own
+//   statement; the notice (detail/postgres/notice.hpp) names, by token hash, whom it
+//   concerns (detail::should_wake: the requests it granted, the new head of the queue)
+//   and carries each grant it made. One listening connection per backend wakes exactly
+//   those waiters (detail/postgres/listener.hpp); a waiter handed a grant holds its
+//   lease from the notice, without reading the row (on_grant(): the grant is a committed
+//   fact only this waiter can end before its expiry; it is checked as a record of its
+//   own by the same transition, and used only while the holder's own view of its expiry
+//   is still to come). A notification is a hint: waiters also wake at their holders'
+//   expiry, every max_sleep, and after the listener reconnects, and re-read.
 // - Connections: a pool of at most pool_size, each lent to one thread at a time, plus
 //   the listening one. A statement whose connection breaks after it went out may or may
 //   not have been applied: each write carries a random writer id, and the retry reads
@@ -81,6 +90,7 @@
 #include <leaselock/detail/postgres/codec.hpp>
 #include <leaselock/detail/postgres/connection.hpp>
 #include <leaselock/detail/postgres/listener.hpp>
+#include <leaselock/detail/postgres/notice.hpp>
 #include <leaselock/detail/postgres/schema.hpp>
 #include <leaselock/detail/semantics.hpp>
 #include <leaselock/detail/time.hpp>
@@ -127,6 +137,12 @@ class PostgresBackend {
 
   /// Removes every row that nobody holds (live) or waits for; returns how many.
   std::size_t remove_idle() { return state_->remove_idle(); }
+
+  /// How many statements (round trips) operations on keys have sent so far: a
+  /// diagnostic of what they cost. Thread-safe.
+  std::uint64_t statements() const noexcept {
+    return state_->statements.load(std::memory_order_relaxed);
+  }
 
   /// "host:port/database" of the server, for messages.
   const std::string& server() const noexcept { return state_->server; }
@@ -182,7 +198,7 @@ class PostgresBackend {
     state.listener.ensure_listening();
     detail::Parker& parker = detail::this_thread_parker();
     detail::postgres::Listener::Sleeper sleeper(state.listener, detail::postgres::stable_hash(key),
-                                                parker);
+                                                detail::postgres::token_hash(token), parker);
     const detail::Nanos max_sleep = detail::to_nanos(state.options.max_sleep);
     const detail::Nanos lease = waiter_lease();
     // Nobody can see whether a client on another host still waits: the place it stores
@@ -201,12 +217,39 @@ class PostgresBackend {
     };
     for (;;) {
       parker.reset();  // before the read: a notification from now on is not missed
+      if (const std::optional<detail::postgres::GrantHint> grant = sleeper.take_grant()) {
+        using Step = decltype(fn(std::declval<detail::Record&>()));
+        std::optional<Step> step = on_grant(key, token, clock, *grant, fn);
+        if (step) return std::move(*step->result);
+      }
       auto step = state.transact(key, keep_place);
       if (step.result) return std::move(*step.result);
       detail::Nanos wake_at = to_clock(clock, step.wake_at);
       wake_at = std::min(wake_at, detail::add_saturated(detail::now_nanos(clock), max_sleep));
       detail::park_until(clock, parker, wake_at);
     }
+  }
+
+  // A notification announced that `token` was granted the key: runs fn on a record that
+  // holds only that grant (a fact of the row since that commit: only this waiter can end
+  // it before its expiry). When fn decides on it without changing it — the grant is
+  // what it reports — that decision stands, with no round trip; otherwise (the grant is
+  // about to expire, or fn wants more) nullopt, and the waiter reads the row.
+  template <class Clock, class Fn>
+  auto on_grant(std::string_view key, const Token& token, const Clock& clock,
+                const detail::postgres::GrantHint& grant, Fn& fn)
+      -> std::optional<decltype(fn(std::declval<detail::Record&>()))> {
+    // Still live on the server: its expiry as the holder will see it is still to come.
+    if (to_clock(clock, grant.expires_at) <= detail::now_nanos(clock)) return std::nullopt;
+    detail::Record view;
+    view.last_fence = grant.fence;
+    view.holders.push_back(
+        detail::Holder{token, grant.mode, grant.fence, grant.acquired_at, grant.expires_at, {}});
+    const std::string before = detail::postgres::encode(view);
+    auto step = fn(view);
+    if (!step.result || detail::postgres::encode(view) != before) return std::nullopt;
+    state_->mark_stale(std::string(key));  // the cached row is from before the grant
+    return step;
   }
 
   template <class Fn>
@@ -230,7 +273,8 @@ class PostgresBackend {
     std::int64_t version = 0;  // 0: no row
     std::int64_t writer = 0;
     detail::Record record;
-    std::string bytes;  // encode(record) when version != 0
+    std::string bytes;   // encode(record) when version != 0
+    bool stale = false;  // known to be behind the row: read it before deciding
   };
 
   struct Unit {};
@@ -258,7 +302,8 @@ class PostgresBackend {
       const detail::Nanos sent = steady_nanos();
       const detail::postgres::Result clock =
           conn->run(sql.server_now, std::chrono::steady_clock::now() + options.connect_timeout);
-      observe(clock.i64(0, 0), sent, steady_nanos(), std::nullopt);
+      observe(detail::postgres::nanos_of_timestamp(clock.i64(0, 0)), sent, steady_nanos(),
+              std::nullopt);
       give_back(std::move(conn));
       next_cleanup.store(steady_nanos() + detail::to_nanos(options.cleanup_interval));
     }
@@ -426,6 +471,11 @@ class PostgresBackend {
       if (cache.size() >= kCacheLimit) cache.clear();
       cache[key] = std::move(entry);
     }
+    void mark_stale(const std::string& key) {
+      std::lock_guard<std::mutex> lock(cache_mutex);
+      const auto it = cache.find(key);
+      if (it != cache.end()) it->second.stale = true;
+    }
     void forget_all() {
       std::lock_guard<std::mutex> lock(cache_mutex);
       cache.clear();
@@ -482,17 +532,36 @@ class PostgresBackend {
       const std::string key(key_view);
       const std::uint64_t hash = detail::postgres::stable_hash(key);
       const int shard = static_cast<int>(hash % detail::postgres::kShards);
-      const std::string payload = std::to_string(hash);
       Lent conn(*this);
-      Entry entry = cached(key).value_or(blank(shard));
+      std::optional<Entry> known = cached(key);
+      // A row read in this call, at this server time: a decision on it that changes
+      // nothing needs no second look.
+      std::optional<detail::Nanos> read_at;
+      Entry entry = known ? std::move(*known) : blank(shard);
       // A write whose outcome is unknown (its connection broke): its id and result.
       std::int64_t pending_writer = 0;
       std::optional<Result> pending;
       std::int64_t pending_base = 0;  // the row version it was decided on
       std::size_t broken = 0;
+      // A fresh connection in place of a broken one; rethrows when retrying is pointless.
+      const auto recover = [&](const detail::postgres::StatementError& error) {
+        if (error.failure() == detail::postgres::Failure::refused || ++broken > 3) throw error;
+        conn.replace();
+        conn.reconnect();
+      };
+      const auto reread = [&] {
+        try {
+          entry = read_entry(*conn, key, shard, &read_at);
+          remember(key, entry);
+        } catch (const detail::postgres::StatementError& error) {
+          recover(error);
+          read_at.reset();
+          entry.stale = true;
+        }
+      };
       for (;;) {
         if (pending_writer) {
-          entry = read_entry(*conn, key, shard);
+          entry = read_entry(*conn, key, shard, &read_at);
           if (entry.writer == pending_writer) {
             remember(key, entry);
             return std::move(*pending);
@@ -505,14 +574,20 @@ class PostgresBackend {
           }
           pending_writer = 0;  // not applied: decide again
         }
+        if (entry.stale) {
+          reread();
+          continue;
+        }
         detail::Record record = entry.record;
         const detail::Nanos before = storage_time();
         Result result = fn(record);
         const detail::Nanos after = storage_time();
-        std::optional<std::pair<detail::Nanos, detail::Nanos>> window;
+        std::pair<detail::Nanos, detail::Nanos> window{
+            std::numeric_limits<detail::Nanos>::min() / 2, detail::kForever};
         if (options.server_time) {
-          window = validity(entry.record, before, after);
-          if (!window) continue;  // an expiry fell inside the transition: run it again
+          const auto valid = validity(entry.record, before, after);
+          if (!valid) continue;  // an expiry fell inside the transition: run it again
+          window = *valid;
         }
         // A key with no row stores nothing while its record stays blank.
         bool write = entry.version != 0 || !record.idle();
@@ -521,71 +596,83 @@ class PostgresBackend {
           bytes = detail::postgres::encode(record);
           if (entry.version != 0) write = bytes != entry.bytes;
         }
+        if (!write && read_at &&
+            (!options.server_time || (window.first <= *read_at && *read_at < window.second))) {
+          maybe_clean(*conn);
+          return result;  // decided on the row as read, at a server time it holds for
+        }
+        const auto [lo, hi] = detail::postgres::timestamp_window(window.first, window.second);
         const std::int64_t writer = random_id();
         detail::postgres::Params params;
-        params.bytes(key).i32(shard).i64(entry.version);
-        if (write) {
-          params.bytes(bytes)
+        const char* name = nullptr;
+        const std::string* text = nullptr;
+        if (entry.version == 0) {
+          // No row known: apply() makes it, or returns the row someone else made.
+          params.bytes(key).i32(shard);
+          if (write) {
+            params.bytes(bytes)
+                .i64(static_cast<std::int64_t>(record.last_fence))
+                .i64(detail::postgres::live_until(record))
+                .i32(static_cast<std::int32_t>(record.waiters.size()));
+          } else {
+            params.null(17).null(20).null(20).null(23);
+          }
+          params.i64(writer).timestamptz(lo).timestamptz(hi).i64(
+              static_cast<std::int64_t>(entry.record.last_fence));
+          name = "leaselock_apply";
+          text = &sql.apply;
+        } else if (write) {
+          params.bytes(key)
+              .i64(entry.version)
+              .bytes(bytes)
               .i64(static_cast<std::int64_t>(record.last_fence))
               .i64(detail::postgres::live_until(record))
-              .i32(static_cast<std::int32_t>(record.waiters.size()));
+              .i32(static_cast<std::int32_t>(record.waiters.size()))
+              .i64(writer)
+              .timestamptz(lo)
+              .timestamptz(hi);
+          // Waiters are told, in the same transaction, whom the change concerns.
+          if (record.version != entry.record.version && !entry.record.waiters.empty()) {
+            params.text(options.schema)
+                .text(detail::postgres::make_notice(hash, entry.record, record));
+            name = "leaselock_update_notify";
+            text = &sql.update_notify;
+          } else {
+            name = "leaselock_update";
+            text = &sql.update;
+          }
         } else {
-          params.null(17).null(20).null(20).null(23);
-        }
-        if (window) {
-          params.i64(window->first).i64(window->second);
-        } else {
-          params.null(20).null(20);
-        }
-        params.i64(static_cast<std::int64_t>(entry.record.last_fence))
-            .i64(writer)
-            .text(options.schema);
-        const bool notify =
-            write && record.version != entry.record.version && !entry.record.waiters.empty();
-        if (notify) {
-          params.text(payload);
-        } else {
-          params.null(25);
+          params.bytes(key).i64(entry.version).timestamptz(lo).timestamptz(hi);
+          name = "leaselock_check";
+          text = &sql.check;
         }
         const std::optional<detail::Nanos> sent_clock = clock_reading();
         const detail::Nanos sent = steady_nanos();
-        // A row the client knows and nobody to wake: a plain conditional UPDATE (or, when
-        // nothing changes, SELECT) — the hand-written lease row's cost. Else apply().
-        const bool plain = entry.version != 0 && !notify;
-        const char* name =
-            plain ? (write ? "leaselock_update" : "leaselock_check") : "leaselock_apply";
-        const std::string& text = plain ? (write ? sql.update : sql.check) : sql.apply;
         detail::postgres::Result row;
         try {
-          row = conn->run_prepared(name, text, params, statement_deadline());
+          statements.fetch_add(1, std::memory_order_relaxed);
+          row = conn->run_prepared(name, *text, params, statement_deadline());
         } catch (const detail::postgres::StatementError& error) {
           if (error.failure() == detail::postgres::Failure::retry) continue;
-          if (error.failure() == detail::postgres::Failure::refused) throw;
-          if (++broken > 3) throw;
-          conn.replace();
-          conn.reconnect();
+          recover(error);
           if (write) {
             pending_writer = writer;
             pending.emplace(std::move(result));
             pending_base = entry.version;
           }
+          read_at.reset();
           continue;
         }
+        read_at.reset();
         if (row.rows() == 0) {  // the plain statement found the row moved on: read it
-          try {
-            entry = read_entry(*conn, key, shard);
-          } catch (const detail::postgres::StatementError& error) {
-            if (error.failure() == detail::postgres::Failure::refused || ++broken > 3) throw;
-            conn.replace();
-            conn.reconnect();
-          }
-          remember(key, entry);
+          reread();
           continue;
         }
-        observe(row.i64(0, 1), sent, steady_nanos(), sent_clock);
-        if (row.boolean(0, 0)) {
+        observe(detail::postgres::nanos_of_timestamp(row.i64(0, entry.version == 0 ? 1 : 0)), sent,
+                steady_nanos(), sent_clock);
+        if (entry.version != 0 || row.boolean(0, 0)) {
           if (write) {
-            entry.version = row.i64(0, 2);
+            entry.version = entry.version != 0 ? entry.version + 1 : row.i64(0, 2);
             entry.writer = writer;
             entry.bytes = std::move(bytes);
             entry.record = std::move(record);
@@ -630,14 +717,19 @@ class PostgresBackend {
       return steady_nanos() + offset_mid.load(std::memory_order_relaxed);
     }
 
-    Entry read_entry(detail::postgres::Connection& conn, const std::string& key, int shard) {
+    // The row of `key` as it is now; *read_at (if given) receives the server's time then.
+    Entry read_entry(detail::postgres::Connection& conn, const std::string& key, int shard,
+                     std::optional<detail::Nanos>* read_at = nullptr) {
       detail::postgres::Params params;
       params.bytes(key).i32(shard);
       const std::optional<detail::Nanos> sent_clock = clock_reading();
       const detail::Nanos sent = steady_nanos();
+      statements.fetch_add(1, std::memory_order_relaxed);
       const detail::postgres::Result row =
           conn.run_prepared("leaselock_read_row", sql.read_row, params, statement_deadline());
-      observe(row.i64(0, 0), sent, steady_nanos(), sent_clock);
+      const detail::Nanos server_now = detail::postgres::nanos_of_timestamp(row.i64(0, 0));
+      observe(server_now, sent, steady_nanos(), sent_clock);
+      if (read_at) *read_at = server_now;
       return entry_from(row, 1, 2, 3, 4, shard);
     }
 
@@ -756,6 +848,7 @@ class PostgresBackend {
     std::atomic<detail::Nanos> offset_clock{0};
     std::atomic<detail::Nanos> offset_clock_since{0};
     std::atomic<detail::Nanos> next_cleanup{0};
+    std::atomic<std::uint64_t> statements{0};
 
     detail::postgres::Listener listener;
   };

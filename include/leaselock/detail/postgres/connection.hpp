@@ -70,6 +70,10 @@ class Params {
   Params& boolean(bool value) { return add(16, std::string(1, value ? '\1' : '\0')); }
   Params& bytes(std::string_view value) { return add(17, std::string(value)); }
   Params& text(std::string_view value) { return add(25, std::string(value)); }
+  /// A timestamptz: microseconds since 2000-01-01 UTC.
+  Params& timestamptz(std::int64_t micros) {
+    return add(1184, be(static_cast<std::uint64_t>(micros), 8));
+  }
   Params& null(unsigned type) {
     types_.push_back(type);
     values_.emplace_back();

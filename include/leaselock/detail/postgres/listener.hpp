@@ -2,8 +2,9 @@
 // PostgresBackend, and the waiters it wakes.
 //
 // A thread holds a connection that LISTENs on the schema's channel. Every change a waiter
-// may wait for is announced with pg_notify(channel, the key's stable hash) in the same
-// transaction; the thread wakes the waiters of that hash. Notifications are a hint: on
+// may wait for is announced with pg_notify(channel, a notice: notice.hpp) in the same
+// transaction; the thread wakes the waiters it concerns at once, handing a waiter the
+// grant the notice carries for it. Notifications are a hint: on
 // any connection loss the thread reconnects with backoff (10 ms doubling to 1 s), listens
 // again and then wakes every waiter, which re-reads its record. A waiter also wakes at
 // its holders' expiry and at least every few seconds.
@@ -20,12 +21,15 @@
 #include <cstdlib>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <utility>
 
 #include <leaselock/detail/parker.hpp>
 #include <leaselock/detail/postgres/connection.hpp>
+#include <leaselock/detail/postgres/notice.hpp>
 
 namespace leaselock::detail::postgres {
 
@@ -70,42 +74,70 @@ class Listener {
     }
   }
 
-  /// A waiter of `hash`, registered for as long as it lives.
+  /// A waiter with the token of hash `token_hash` for the key of hash `key_hash`,
+  /// registered for as long as it lives.
   class Sleeper {
    public:
-    Sleeper(Listener& listener, std::uint64_t hash, Parker& parker)
-        : listener_(listener), it_(listener.add(hash, parker)) {}
+    Sleeper(Listener& listener, std::uint64_t key_hash, std::uint64_t token_hash, Parker& parker)
+        : listener_(listener), key_hash_(key_hash), token_hash_(token_hash), parker_(parker) {
+      listener_.add(*this);
+    }
     Sleeper(const Sleeper&) = delete;
     Sleeper& operator=(const Sleeper&) = delete;
-    ~Sleeper() { listener_.remove(it_); }
+    ~Sleeper() { listener_.remove(*this); }
+
+    /// The grant a notification announced for this waiter since the last call, if any.
+    std::optional<GrantHint> take_grant() {
+      std::lock_guard<std::mutex> lock(listener_.sleepers_mutex_);
+      return std::exchange(grant_, std::nullopt);
+    }
 
    private:
+    friend class Listener;
     Listener& listener_;
-    std::unordered_multimap<std::uint64_t, Parker*>::iterator it_;
+    const std::uint64_t key_hash_;
+    const std::uint64_t token_hash_;
+    Parker& parker_;
+    std::optional<GrantHint> grant_;  // guarded by the listener's sleepers_mutex_
   };
 
   /// How many times the listening connection was (re)established.
   std::uint64_t connections() const noexcept { return connections_.load(); }
 
  private:
-  using Map = std::unordered_multimap<std::uint64_t, Parker*>;
+  using Map = std::unordered_multimap<std::uint64_t, Sleeper*>;
 
-  Map::iterator add(std::uint64_t hash, Parker& parker) {
+  void add(Sleeper& sleeper) {
     std::lock_guard<std::mutex> lock(sleepers_mutex_);
-    return sleepers_.emplace(hash, &parker);
+    sleepers_.emplace(sleeper.key_hash_, &sleeper);
   }
-  void remove(Map::iterator it) noexcept {
+  void remove(Sleeper& sleeper) noexcept {
     std::lock_guard<std::mutex> lock(sleepers_mutex_);
-    sleepers_.erase(it);
+    const auto range = sleepers_.equal_range(sleeper.key_hash_);
+    for (auto it = range.first; it != range.second; ++it) {
+      if (it->second != &sleeper) continue;
+      sleepers_.erase(it);
+      return;
+    }
   }
-  void wake(std::uint64_t hash) noexcept {
+  // Wakes the waiters `notice` concerns, handing each the grant it carries for it.
+  void wake(const Notice& notice) noexcept {
     std::lock_guard<std::mutex> lock(sleepers_mutex_);
-    const auto range = sleepers_.equal_range(hash);
-    for (auto it = range.first; it != range.second; ++it) it->second->unpark();
+    const auto range = sleepers_.equal_range(notice.key_hash);
+    for (auto it = range.first; it != range.second; ++it) {
+      Sleeper& sleeper = *it->second;
+      bool concerned = notice.everyone;
+      for (const Notice::Waiter& waiter : notice.waiters) {
+        if (waiter.token_hash != sleeper.token_hash_) continue;
+        concerned = true;
+        if (waiter.grant) sleeper.grant_ = waiter.grant;
+      }
+      if (concerned) sleeper.parker_.unpark();
+    }
   }
   void wake_all() noexcept {
     std::lock_guard<std::mutex> lock(sleepers_mutex_);
-    for (auto& entry : sleepers_) entry.second->unpark();
+    for (auto& entry : sleepers_) entry.second->parker_.unpark();
   }
 
   bool stopping() {
@@ -164,9 +196,13 @@ class Listener {
         return;
       }
       while (PGnotify* note = PQnotifies(conn.raw())) {
-        const std::uint64_t hash = std::strtoull(note->extra ? note->extra : "0", nullptr, 10);
+        const std::optional<Notice> notice = parse_notice(note->extra ? note->extra : "");
         PQfreemem(note);
-        wake(hash);
+        if (notice) {
+          wake(*notice);
+        } else {
+          wake_all();  // not ours to read: whoever it concerns re-reads
+        }
       }
     }
   }

@@ -1,5 +1,5 @@
 // leaselock/detail/postgres/schema.hpp — the tables, the one function and the statements
-// PostgresBackend uses, in the schema it is given (schema version 2).
+// PostgresBackend uses, in the schema it is given (schema version 3).
 //
 //   leases(key bytea PRIMARY KEY, shard, version, last_fence, live_until, waiters, writer,
 //          record bytea)   one row per key in use: the encoded detail::Record (codec.hpp)
@@ -10,12 +10,14 @@
 //                          key, 64 shards): every fence and row version ever given to a
 //                          key whose row was cleaned up is <= floor / vfloor, so a key
 //                          made anew continues above them.
-//   meta(name PRIMARY KEY, value)   schema_version = 2 (1: queued requests kept their
-//                          rows without a live_until of their own).
-//   apply(...)             the conditional write: stores a record the client computed if
-//                          the row is still at the version it was computed from and the
-//                          server's clock is inside the decision's validity window; else
-//                          returns the row as it is now. One round trip, one commit.
+//   meta(name PRIMARY KEY, value)   schema_version = 3 (1: queued requests kept their
+//                          rows without a live_until of their own; 2: apply() took
+//                          nanoseconds and wrote rows the client knew).
+//   apply(...)             makes the row of a key the client knows no row of, above the
+//                          floors, if the server's clock is inside the decision's validity
+//                          window; else returns the row as it is now. A row the client knows
+//                          is written by a plain conditional UPDATE (Statements::update):
+//                          one round trip, one commit, no function call.
 //
 // Nothing here is built from user input: the schema name is an identifier, quoted with
 // quote_identifier(); every value is a bound parameter.
@@ -25,10 +27,13 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
+
+#include <leaselock/detail/time.hpp>
 
 namespace leaselock::detail::postgres {
 
-inline constexpr std::int64_t kSchemaVersion = 2;
+inline constexpr std::int64_t kSchemaVersion = 3;
 inline constexpr int kShards = 64;
 
 /// FNV-1a, 64 bits: stable across builds and hosts (it picks a key's shard in the
@@ -55,10 +60,40 @@ inline std::string quote_identifier(std::string_view name) {
   return quoted + "\"";
 }
 
-/// Server time in nanoseconds since the Unix epoch (microsecond resolution).
+/// Instants travel as timestamptz (binary: microseconds since 2000-01-01 UTC), which the
+/// server compares with clock_timestamp() without arithmetic; records keep nanoseconds
+/// since the Unix epoch.
+inline constexpr std::int64_t kPostgresEpochMicros = 946684800000000;
+
+/// `t` (ns since the Unix epoch) rounded up to a timestamptz microsecond.
+inline std::int64_t timestamp_at_or_after(Nanos t) noexcept {
+  const std::int64_t micros = t / 1000 + (t % 1000 > 0 ? 1 : 0);
+  return micros - kPostgresEpochMicros;
+}
+
+/// A timestamptz (the server's clock) in ns since the Unix epoch.
+inline Nanos nanos_of_timestamp(std::int64_t micros) noexcept {
+  return (micros + kPostgresEpochMicros) * 1000;
+}
+
+/// The server times, as timestamptz bounds for `clock_timestamp() BETWEEN lo AND hi`, in
+/// which a decision valid for t in [lo_ns, hi_ns) holds.
+inline std::pair<std::int64_t, std::int64_t> timestamp_window(Nanos lo_ns, Nanos hi_ns) noexcept {
+  return {timestamp_at_or_after(lo_ns), timestamp_at_or_after(hi_ns) - 1};
+}
+
+/// Server time in nanoseconds since the Unix epoch (for the bigint columns; cleanup only).
 #define LEASELOCK_PG_NOW "((extract(epoch from clock_timestamp()) * 1000000)::bigint * 1000)"
 
-/// The statements, with the schema's quoted name in them.
+/// The statements, with the schema's quoted name in them. Where one takes the same
+/// values as another, they come in the same order:
+///   update($1 key, $2 version, $3 record, $4 last_fence, $5 live_until, $6 waiters,
+///          $7 writer, $8 lo, $9 hi)        -> clock_timestamp() if stored, else no row
+///   update_notify(update's, $10 channel, $11 payload)   the same, and pg_notify
+///   check($1 key, $2 version, $3 lo, $4 hi) -> clock_timestamp() if still so, else no row
+///   apply($1 key, $2 shard, $3 record or NULL, $4 last_fence, $5 live_until, $6 waiters,
+///         $7 writer, $8 lo, $9 hi, $10 floor)  for a key the client knows no row of
+///   read_row($1 key, $2 shard)              -> clock_timestamp(), version, record, writer, floor
 struct Statements {
   explicit Statements(const std::string& s)
       : create_tables(
@@ -75,36 +110,28 @@ struct Statements {
             ".leases (key bytea PRIMARY KEY, shard int NOT NULL, version bigint NOT NULL,"
             " last_fence bigint NOT NULL, live_until bigint NOT NULL, waiters int NOT NULL,"
             " writer bigint NOT NULL, record bytea NOT NULL) WITH (fillfactor = 50);"
+            // A key with no row: make it above the floors (p_record NULL: check that there
+            // is still no row). Returns the row as it is when it refuses.
             "CREATE OR REPLACE FUNCTION " +
             s +
-            ".apply(p_key bytea, p_shard int, p_version bigint, p_record bytea,"
-            " p_last_fence bigint, p_live_until bigint, p_waiters int, p_lo bigint, p_hi bigint,"
-            " p_floor bigint, p_writer bigint, p_channel text, p_notify text)"
-            " RETURNS TABLE(ok boolean, server_now bigint, cur_version bigint, cur_record bytea,"
-            " cur_floor bigint, cur_writer bigint) LANGUAGE plpgsql AS $fn$\n"
+            ".apply(p_key bytea, p_shard int, p_record bytea, p_last_fence bigint,"
+            " p_live_until bigint, p_waiters int, p_writer bigint, p_lo timestamptz,"
+            " p_hi timestamptz, p_floor bigint)"
+            " RETURNS TABLE(ok boolean, server_now timestamptz, cur_version bigint,"
+            " cur_record bytea, cur_floor bigint, cur_writer bigint) LANGUAGE plpgsql AS $fn$\n"
             "DECLARE v bigint; r bytea; w bigint; fl bigint;\n"
             "BEGIN\n"
-            "  IF p_record IS NULL THEN\n"  // a decision that changes nothing
-            "    IF p_version = 0 THEN\n"
-            "      PERFORM 1 WHERE NOT EXISTS (SELECT 1 FROM " +
+            "  IF p_record IS NULL THEN\n"
+            "    PERFORM 1 WHERE NOT EXISTS (SELECT 1 FROM " +
             s +
             ".leases l WHERE l.key = p_key)\n"
-            "        AND (p_lo IS NULL OR " LEASELOCK_PG_NOW
-            " BETWEEN p_lo AND p_hi - 1);\n"
-            "    ELSE\n"
-            "      PERFORM 1 FROM " +
-            s +
-            ".leases l WHERE l.key = p_key AND l.version = p_version\n"
-            "        AND (p_lo IS NULL OR " LEASELOCK_PG_NOW
-            " BETWEEN p_lo AND p_hi - 1);\n"
-            "    END IF;\n"
-            "    v := p_version;\n"
-            "  ELSIF p_version = 0 THEN\n"  // a key with no row: make it above the floors
+            "      AND clock_timestamp() BETWEEN p_lo AND p_hi;\n"
+            "    v := 0;\n"
+            "  ELSE\n"
             "    PERFORM 1 FROM " +
             s +
             ".floors f WHERE f.shard = p_shard AND f.floor = p_floor FOR SHARE;\n"
-            "    IF FOUND AND (p_lo IS NULL OR " LEASELOCK_PG_NOW
-            " BETWEEN p_lo AND p_hi - 1) THEN\n"
+            "    IF FOUND AND clock_timestamp() BETWEEN p_lo AND p_hi THEN\n"
             "      INSERT INTO " +
             s +
             ".leases (key, shard, version, last_fence, live_until, waiters, writer, record)\n"
@@ -116,21 +143,10 @@ struct Statements {
             "    ELSE\n"
             "      PERFORM 1 WHERE false;\n"
             "    END IF;\n"
-            "  ELSE\n"
-            "    UPDATE " +
-            s +
-            ".leases l SET version = l.version + 1, last_fence = p_last_fence,"
-            " live_until = p_live_until, waiters = p_waiters, writer = p_writer, record = "
-            "p_record\n"
-            "      WHERE l.key = p_key AND l.version = p_version\n"
-            "        AND (p_lo IS NULL OR " LEASELOCK_PG_NOW
-            " BETWEEN p_lo AND p_hi - 1)\n"
-            "      RETURNING l.version INTO v;\n"
             "  END IF;\n"
             "  IF FOUND THEN\n"
-            "    IF p_notify IS NOT NULL THEN PERFORM pg_notify(p_channel, p_notify); END IF;\n"
-            "    RETURN QUERY SELECT true, " LEASELOCK_PG_NOW
-            ", v, NULL::bytea, NULL::bigint, NULL::bigint;\n"
+            "    RETURN QUERY SELECT true, clock_timestamp(), v, NULL::bytea, NULL::bigint,"
+            " NULL::bigint;\n"
             "    RETURN;\n"
             "  END IF;\n"
             "  SELECT l.version, l.record, l.writer INTO v, r, w FROM " +
@@ -142,39 +158,22 @@ struct Statements {
             s +
             ".floors f WHERE f.shard = p_shard;\n"
             "  END IF;\n"
-            "  RETURN QUERY SELECT false, " LEASELOCK_PG_NOW
-            ", v, r, fl, w;\n"
+            "  RETURN QUERY SELECT false, clock_timestamp(), v, r, fl, w;\n"
             "END\n"
             "$fn$;"
             "INSERT INTO " +
             s + ".meta VALUES ('schema_version', " + std::to_string(kSchemaVersion) + ");"),
         schema_version("SELECT value FROM " + s + ".meta WHERE name = 'schema_version'"),
         meta_exists("SELECT to_regclass($1) IS NOT NULL"),
-        server_now("SELECT " LEASELOCK_PG_NOW),
-        apply("SELECT * FROM " + s +
-              ".apply($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"),
-        // apply()'s parameters (each named once, so every one has its type), for a row the
-        // client knows and nobody to notify: one plain statement.
-        update("UPDATE " + s +
-               ".leases l SET version = l.version + 1, last_fence = $5, live_until = $6,"
-               " waiters = $7, writer = $11, record = $4"
-               " WHERE l.key = $1 AND l.version = $3 AND ($8::bigint IS NULL OR " LEASELOCK_PG_NOW
-               " BETWEEN $8 AND $9 - 1) AND $2::int IS NOT NULL AND $10::bigint IS NOT NULL"
-               " AND $12::text IS NOT NULL AND $13::text IS NULL"
-               " RETURNING true, " LEASELOCK_PG_NOW
-               ", l.version, NULL::bytea, NULL::bigint,"
-               " NULL::bigint"),
-        check("SELECT true, " LEASELOCK_PG_NOW
-              ", l.version, NULL::bytea, NULL::bigint, NULL::bigint"
-              " FROM " +
-              s +
-              ".leases l WHERE l.key = $1 AND l.version = $3 AND ($8::bigint IS NULL "
-              "OR " LEASELOCK_PG_NOW
-              " BETWEEN $8 AND $9 - 1) AND $2::int IS NOT NULL"
-              " AND $4::bytea IS NULL AND $5::bigint IS NULL AND $6::bigint IS NULL"
-              " AND $7::int IS NULL AND $10::bigint IS NOT NULL AND $11::bigint IS NOT NULL"
-              " AND $12::text IS NOT NULL AND $13::text IS NULL"),
-        read_row("SELECT " LEASELOCK_PG_NOW ", l.version, l.record, l.writer, f.floor FROM " + s +
+        server_now("SELECT clock_timestamp()"),
+        apply("SELECT * FROM " + s + ".apply($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"),
+        update(update_text(s) + " RETURNING clock_timestamp()"),
+        update_notify("WITH u AS (" + update_text(s) +
+                      " RETURNING 1) SELECT clock_timestamp(), pg_notify($10, $11) FROM u"),
+        check("SELECT clock_timestamp() FROM " + s +
+              ".leases l WHERE l.key = $1 AND l.version = $2"
+              " AND clock_timestamp() BETWEEN $3 AND $4"),
+        read_row("SELECT clock_timestamp(), l.version, l.record, l.writer, f.floor FROM " + s +
                  ".floors f LEFT JOIN " + s + ".leases l ON l.key = $1 WHERE f.shard = $2"),
         read_all("SELECT key, record FROM " + s + ".leases WHERE live_until > 0 OR waiters > 0"),
         lock_floors("SELECT shard FROM " + s + ".floors ORDER BY shard FOR UPDATE"),
@@ -190,12 +189,21 @@ struct Statements {
             " FROM m WHERE fl.shard = m.shard RETURNING m.n)"
             " SELECT coalesce(sum(n), 0)::bigint FROM u") {}
 
+  // The conditional write of a row the client knows: a plain UPDATE, no function call.
+  static std::string update_text(const std::string& s) {
+    return "UPDATE " + s +
+           ".leases l SET version = $2 + 1, record = $3, last_fence = $4, live_until = $5,"
+           " waiters = $6, writer = $7"
+           " WHERE l.key = $1 AND l.version = $2 AND clock_timestamp() BETWEEN $8 AND $9";
+  }
+
   std::string create_tables;
   std::string schema_version;
   std::string meta_exists;
   std::string server_now;
   std::string apply;
   std::string update;
+  std::string update_notify;
   std::string check;
   std::string read_row;
   std::string read_all;
