@@ -28,13 +28,7 @@ fi
 pgbouncer=$(command -v pgbouncer || echo /usr/sbin/pgbouncer)
 self="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"
 
-as_owner() {
-  if [ "$(id -u)" -eq 0 ]; then
-    runuser -u nobody -- "$@"
-  else
-    "$@"
-  fi
-}
+source "$(dirname "$0")/as_owner.sh"
 
 case "$command" in
   start)

@@ -43,13 +43,7 @@ if [ -z "$bin" ] || [ ! -x "$bin/initdb" ]; then
   exit 2
 fi
 
-as_owner() {
-  if [ "$(id -u)" -eq 0 ]; then
-    runuser -u nobody -- "$@"
-  else
-    "$@"
-  fi
-}
+source "$(dirname "$0")/as_owner.sh"
 
 case "$command" in
   start)
