@@ -1,9 +1,15 @@
 // The platform layer (detail/platform.hpp): Linux gets detail/posix/; the std-only
 // detail/portable/ variant other systems get is checked here too, against the native
 // code, as are the portable forms of the compiler-specific arithmetic.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <array>
 #include <cstdint>
 #include <random>
+#include <string>
 
 #include <leaselock/detail/csprng.hpp>
 #include <leaselock/detail/hash.hpp>
@@ -11,7 +17,9 @@
 #include <leaselock/detail/portable/fork.hpp>
 #include <leaselock/detail/portable/process.hpp>
 #include <leaselock/detail/portable/random.hpp>
+#include <leaselock/detail/posix/sigbus_guard.hpp>
 
+#include "process.hpp"
 #include "support.hpp"
 
 namespace detail = leaselock::detail;
@@ -86,4 +94,41 @@ TEST_CASE("the portable owner names the process the same way every time") {
   CHECK_FALSE(detail::portable::process_exists(0));
   CHECK_FALSE(detail::portable::process_exists(-1));
   CHECK(detail::portable::fork_generation() == detail::portable::fork_generation());
+}
+
+TEST_CASE("a page probe that meets a cut file leaves the signal mask as it was, each time") {
+  test::TempDir temp;
+  const std::string file = (temp.path() / "cut").string();
+  test::Child child([&](const auto& report) {
+    const auto page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+    const int fd = ::open(file.c_str(), O_RDWR | O_CREAT, 0600);
+    if (fd < 0 || ::ftruncate(fd, static_cast<off_t>(page)) != 0) return 2;
+    void* base = ::mmap(nullptr, 3 * page, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (base == MAP_FAILED) return 3;
+    detail::posix::install_sigbus_guard();
+    // A mask with something in it, to see that it is the same one afterwards.
+    sigset_t blocked, before, after;
+    sigemptyset(&blocked);
+    sigaddset(&blocked, SIGUSR1);
+    ::pthread_sigmask(SIG_BLOCK, &blocked, &before);
+    ::pthread_sigmask(SIG_BLOCK, nullptr, &before);
+    for (int round = 0; round < 3; ++round) {  // a SIGBUS left blocked would kill round 2
+      const bool whole = detail::posix::probe_pages(base, 3 * page);
+      ::pthread_sigmask(SIG_BLOCK, nullptr, &after);
+      report("round " + std::to_string(round) + ": " + (whole ? "whole" : "cut") + ", SIGBUS " +
+             (sigismember(&after, SIGBUS) ? "blocked" : "open") + ", SIGUSR1 " +
+             (sigismember(&after, SIGUSR1) ? "blocked" : "open"));
+    }
+    report(std::string("first page: ") +
+           (detail::posix::probe_pages(base, page) ? "whole" : "cut"));
+    return 0;
+  });
+  std::vector<std::string> lines;
+  for (std::string line = child.next_line(); !line.empty(); line = child.next_line())
+    lines.push_back(line);
+  CHECK_MESSAGE(child.wait() == 0, "135 is SIGBUS");
+  CHECK(lines == std::vector<std::string>{"round 0: cut, SIGBUS open, SIGUSR1 blocked",
+                                          "round 1: cut, SIGBUS open, SIGUSR1 blocked",
+                                          "round 2: cut, SIGBUS open, SIGUSR1 blocked",
+                                          "first page: whole"});
 }

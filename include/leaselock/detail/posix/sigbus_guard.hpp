@@ -5,12 +5,18 @@
 // that to a process that merely has it mapped, so FileBackend probes the pages it is
 // about to use: probe_pages() reads one byte of each, and a SIGBUS raised on one of them
 // makes it return false instead (a handler, installed once, jumps back; it passes every
-// other SIGBUS to the disposition that was there before). A file cut between the probe
-// and the use, a few instructions later, still raises SIGBUS.
+// other SIGBUS to the disposition that was there before). Before it jumps, the handler
+// puts back the signal mask the probing thread had: a handler runs with SIGBUS (and
+// whatever its sa_mask names, which a wrapping runtime such as ThreadSanitizer fills)
+// blocked, and a SIGBUS raised while it is blocked kills the process, so the next cut
+// page would. A file cut between the probe and the use, a few instructions later, still
+// raises SIGBUS.
 #pragma once
 
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 #include <cstddef>
@@ -33,7 +39,11 @@ inline struct sigaction& previous_sigbus_action() noexcept {
 inline void on_sigbus(int signal, siginfo_t* info, void* context) {
   PageProbe* probe = current_page_probe;
   const auto* address = static_cast<const volatile unsigned char*>(info->si_addr);
-  if (probe && address >= probe->begin && address < probe->end) siglongjmp(probe->jump, 1);
+  if (probe && address >= probe->begin && address < probe->end) {
+    // The mask the thread had when the page faulted (the kernel saved it in the context).
+    ::pthread_sigmask(SIG_SETMASK, &static_cast<const ucontext_t*>(context)->uc_sigmask, nullptr);
+    siglongjmp(probe->jump, 1);
+  }
   struct sigaction& previous = previous_sigbus_action();
   if ((previous.sa_flags & SA_SIGINFO) && previous.sa_sigaction) {
     previous.sa_sigaction(signal, info, context);
@@ -50,7 +60,7 @@ inline void install_sigbus_guard() noexcept {
   static const bool installed = [] {
     struct sigaction action {};
     action.sa_sigaction = on_sigbus;
-    action.sa_flags = SA_SIGINFO | SA_NODEFER;  // not blocked after the jump back
+    action.sa_flags = SA_SIGINFO;
     sigemptyset(&action.sa_mask);
     return ::sigaction(SIGBUS, &action, &previous_sigbus_action()) == 0;
   }();
