@@ -1,5 +1,6 @@
 // leaselock/detail/postgres/schema.hpp — the tables, the one function and the statements
-// PostgresBackend uses, in the schema it is given (schema version 3).
+// PostgresBackend uses, in the schema it is given (schema version 3), and the two
+// transactions on the schema as a whole: create_schema() and remove_idle_rows().
 //
 //   leases(key bytea PRIMARY KEY, shard, version, last_fence, live_until, waiters, writer,
 //          record bytea)   one row per key in use: the encoded detail::Record (codec.hpp)
@@ -23,13 +24,16 @@
 // quote_identifier(); every value is a bound parameter.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 #include <utility>
 
+#include <leaselock/detail/postgres/connection.hpp>
 #include <leaselock/detail/time.hpp>
+#include <leaselock/storage_error.hpp>
 
 namespace leaselock::detail::postgres {
 
@@ -212,5 +216,71 @@ struct Statements {
 };
 
 #undef LEASELOCK_PG_NOW
+
+/// Creates schema `name` (its tables, apply() and its version) unless it exists, in one
+/// transaction that waits for any other client doing the same; StorageError if the schema
+/// exists with another schema version, saying what to do.
+inline void create_schema(Connection& conn, const std::string& name, const Statements& sql,
+                          SteadyTime deadline) {
+  const std::string schema = quote_identifier(name);
+  conn.run("BEGIN", deadline);
+  try {
+    conn.run("SELECT pg_advisory_xact_lock(hashtext('leaselock schema ' || $1))", deadline,
+             Params().text(name));
+    const Result exists = conn.run("SELECT count(*) FROM pg_namespace WHERE nspname = $1", deadline,
+                                   Params().text(name));
+    if (exists.i64(0, 0) == 0) conn.run("CREATE SCHEMA " + schema, deadline);
+    const Result meta = conn.run(sql.meta_exists, deadline, Params().text(schema + ".meta"));
+    if (!meta.boolean(0, 0)) {
+      conn.run_script(sql.create_tables, deadline);
+    } else {
+      const Result version = conn.run(sql.schema_version, deadline);
+      const std::int64_t found = version.rows() ? version.i64(0, 0) : 0;
+      if (found != kSchemaVersion)
+        throw StorageError(
+            "leaselock: PostgreSQL at " + conn.server() + ": schema " + name +
+                " has schema version " + std::to_string(found) + "; this leaselock uses version " +
+                std::to_string(kSchemaVersion) +
+                (found < kSchemaVersion
+                     ? " (made by an older leaselock: once no client of that version runs, "
+                       "drop it with DROP SCHEMA " +
+                           schema + " CASCADE, or choose another schema)"
+                     : " (made by a newer leaselock: upgrade this client)"),
+            conn.server());
+    }
+    conn.run("COMMIT", deadline);
+  } catch (...) {
+    if (!conn.broken()) {
+      try {
+        conn.run("ROLLBACK", deadline);
+      } catch (...) {
+      }
+    }
+    throw;
+  }
+}
+
+/// Removes every row that nobody holds (live) or waits for, and raises the fence floors
+/// of their shards above them, in one transaction; returns how many rows. A connection
+/// that cannot roll back a failed attempt is poisoned (closed when given back).
+inline std::size_t remove_idle_rows(Connection& conn, const Statements& sql, SteadyTime deadline) {
+  conn.run("BEGIN", deadline);
+  try {
+    conn.run_prepared("leaselock_lock_floors", sql.lock_floors, Params(), deadline);
+    const Result removed =
+        conn.run_prepared("leaselock_remove_idle", sql.remove_idle, Params(), deadline);
+    conn.run("COMMIT", deadline);
+    return static_cast<std::size_t>(removed.i64(0, 0));
+  } catch (...) {
+    if (!conn.broken()) {
+      try {
+        conn.run("ROLLBACK", deadline);
+      } catch (...) {
+        conn.poison();
+      }
+    }
+    throw;
+  }
+}
 
 }  // namespace leaselock::detail::postgres
