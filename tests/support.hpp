@@ -83,7 +83,13 @@ class GatedClock {
 
   time_point now() const noexcept { return time_point(manual_.now().time_since_epoch()); }
   void advance(duration step) { manual_.advance(step); }
-  std::size_t sleepers() const { return manual_.sleepers(); }
+  /// Threads parked on the clock or held at its closed gate: either way they cannot go
+  /// on. (A backend may wake a waiter early — PostgreSQL's notifications are hints — and
+  /// the gate then holds it.)
+  std::size_t sleepers() const {
+    std::lock_guard<std::mutex> lock(gate_->mutex);
+    return manual_.sleepers() + gate_->held;
+  }
   void park_until(leaselock::detail::Parker& parker, leaselock::detail::Nanos wake_at) const {
     manual_.park_until(parker, wake_at);
     std::unique_lock<std::mutex> lock(gate_->mutex);

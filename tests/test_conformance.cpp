@@ -257,9 +257,19 @@ TEST_CASE_TEMPLATE("a waiter's timeout never takes another waiter out of the que
   // is woken with a grant that lapses before it runs, its record is dropped, and
   // `second` queues on the new record with ticket 1: first's timeout must leave it queued.
   Harness<Setup, test::GatedClock> h;
+  std::future<bool> first, second;
+  // On the way out, a failed REQUIRE included: the gate open and every deadline passed,
+  // so that no thread stays at the gate or asleep (the futures wait for their threads).
+  struct Unblock {
+    test::GatedClock& clock;
+    ~Unblock() {
+      clock.open();
+      clock.advance(1000s);
+    }
+  } unblock{h.clock};
   auto holder = h.locks.try_acquire("k", Mode::exclusive, 1h);
   h.clock.close();
-  auto first = std::async(std::launch::async, [&] {
+  first = std::async(std::launch::async, [&] {
     return static_cast<bool>(h.locks.try_acquire("k", Mode::exclusive, 1s, 5s));
   });
   test::wait_for_sleepers(h.clock, 1);
@@ -271,11 +281,11 @@ TEST_CASE_TEMPLATE("a waiter's timeout never takes another waiter out of the que
   CHECK(h.locks.backend().remove_idle() == 1);  // the record is dropped
   auto blocker = h.locks.try_acquire("k", Mode::exclusive, 1h);
   REQUIRE(blocker);
-  auto second = std::async(std::launch::async, [&] {
+  second = std::async(std::launch::async, [&] {
     return static_cast<bool>(h.locks.try_acquire("k", Mode::exclusive, 1s, 100s));
   });
-  test::wait_for_sleepers(h.clock, 1);
-  h.clock.advance(5s);  // past first's deadline, long before second's
+  test::wait_for_sleepers(h.clock, 2);  // first at the gate, and second
+  h.clock.advance(5s);                  // past first's deadline, long before second's
   h.clock.open();
   CHECK_FALSE(first.get());
   const auto info = h.locks.status("k");

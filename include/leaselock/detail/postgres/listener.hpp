@@ -158,13 +158,16 @@ class Listener {
       try {
         Connection conn(conninfo_, timeout_);
         conn.run("LISTEN " + channel_, std::chrono::steady_clock::now() + timeout_);
+        // Whatever was announced while nobody listened: the waiters registered by now
+        // re-read. Before listening_ is set: a waiter let through by it registers after
+        // LISTEN and misses nothing, so it is not woken for nothing.
+        wake_all();
         {
           std::lock_guard<std::mutex> lock(mutex_);
           listening_ = true;
         }
         changed_.notify_all();
         ++connections_;
-        wake_all();  // whatever was announced while nobody listened: re-read
         backoff = std::chrono::milliseconds(10);
         receive(conn);
       } catch (const std::exception& error) {
