@@ -83,6 +83,13 @@ struct Store {
     return clock_now();
   }
 
+  // A row whose record does not decode.
+  [[noreturn]] void damaged() const {
+    throw StorageError("leaselock: PostgreSQL at " + server + ": a damaged record in " +
+                           options.schema + ".leases",
+                       server);
+  }
+
   // The row as a refused apply() or read_row returned it: columns `version`, `record`,
   // `writer`, `floor` at the given positions.
   KnownRow entry_from(const Result& row, int version_col, int record_col, int writer_col,
@@ -97,10 +104,7 @@ struct Store {
     entry.writer = row.null(0, writer_col) ? 0 : row.i64(0, writer_col);
     entry.bytes = std::string(row.bytes(0, record_col));
     std::optional<Record> record = decode(entry.bytes);
-    if (!record)
-      throw StorageError("leaselock: PostgreSQL at " + server + ": a damaged record in " +
-                             options.schema + ".leases",
-                         server);
+    if (!record) damaged();
     entry.record = std::move(*record);
     return entry;
   }
@@ -292,10 +296,7 @@ struct Store {
     });
     for (int i = 0; i < rows.rows(); ++i) {
       std::optional<Record> record = decode(rows.bytes(i, 1));
-      if (!record)
-        throw StorageError("leaselock: PostgreSQL at " + server + ": a damaged record in " +
-                               options.schema + ".leases",
-                           server);
+      if (!record) damaged();
       fn(rows.bytes(i, 0), *record);
     }
   }
